@@ -1,0 +1,283 @@
+//! One page of the Random User API (`GET /api/1.4/?results=N`), parsed record by
+//! record so that one bad record is rejected with its reason while the rest of
+//! the page goes on.
+//!
+//! Quirks of the real API that this module absorbs:
+//! - `location.postcode` is an integer for some nationalities (DE, US, ...) and a
+//!   string for others (GB "EC1A 1BB", CA "K1A 0B1", NO "0150" with a leading zero);
+//! - `location.coordinates` are decimal strings; `location.street.number` is an integer;
+//! - `id.value` is null for some nationalities, `id.name` may be empty;
+//! - the body may be `{"results": []}` or `{"error": "..."}` even with HTTP 200.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::user::{
+    Coordinates, Dated, Location, Login, Name, NationalId, Picture, Street, Timezone, User,
+};
+
+/// A page whose records were each either accepted or rejected with a reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiPage {
+    pub users: Vec<User>,
+    pub rejected: Vec<Rejected>,
+    /// The API's `info.seed`, which reproduces the page when passed back as `seed`.
+    pub seed: Option<String>,
+}
+
+/// A record that could not be published, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected {
+    /// Position of the record in the page's `results` array.
+    pub index: usize,
+    /// `login.uuid` when the record had a readable one, to find it in logs.
+    pub uuid: Option<String>,
+    pub reason: String,
+}
+
+/// Why a whole page is unusable. None of these is a partial success.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PageError {
+    #[error("the API answered with an error: {0}")]
+    Api(String),
+    #[error("the API answered with no results (`\"results\": []`)")]
+    Empty,
+    #[error("the API's answer is not a Random User page: {0}")]
+    Malformed(String),
+    #[error("all {count} records of the page were rejected; first reason: {first}")]
+    AllRejected { count: usize, first: String },
+}
+
+impl ApiPage {
+    /// Parses a response body. Records that fail to parse are returned in
+    /// `rejected`; the page only fails as a whole when nothing in it is usable.
+    pub fn parse(body: &[u8]) -> Result<ApiPage, PageError> {
+        let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+            PageError::Malformed(format!("{e} (body starts with {:?})", head(body)))
+        })?;
+        if let Some(error) = envelope.error {
+            return Err(PageError::Api(error));
+        }
+        let results = envelope
+            .results
+            .ok_or_else(|| PageError::Malformed("no `results` field".into()))?;
+        if results.is_empty() {
+            return Err(PageError::Empty);
+        }
+
+        let mut users = Vec::with_capacity(results.len());
+        let mut rejected = Vec::new();
+        for (index, record) in results.into_iter().enumerate() {
+            let uuid = record
+                .pointer("/login/uuid")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            match RawUser::deserialize(record)
+                .map_err(|e| e.to_string())
+                .and_then(|raw| User::try_from(raw).map_err(|e| e.0))
+            {
+                Ok(user) => users.push(user),
+                Err(reason) => rejected.push(Rejected {
+                    index,
+                    uuid,
+                    reason,
+                }),
+            }
+        }
+        if users.is_empty() {
+            return Err(PageError::AllRejected {
+                count: rejected.len(),
+                first: rejected[0].reason.clone(),
+            });
+        }
+        Ok(ApiPage {
+            users,
+            rejected,
+            seed: envelope.info.and_then(|i| i.seed),
+        })
+    }
+}
+
+fn head(body: &[u8]) -> String {
+    String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned()
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    results: Option<Vec<Value>>,
+    error: Option<String>,
+    info: Option<Info>,
+}
+
+#[derive(Deserialize)]
+struct Info {
+    seed: Option<String>,
+}
+
+/// A record exactly as the API sends it. `login`'s password, salt and hashes
+/// are not fields here, so they are dropped by the parser and never held.
+#[derive(Debug, Deserialize)]
+pub struct RawUser {
+    gender: String,
+    name: Name,
+    location: RawLocation,
+    email: String,
+    login: Login,
+    dob: RawDated,
+    registered: RawDated,
+    phone: String,
+    cell: String,
+    #[serde(default)]
+    id: RawId,
+    picture: Picture,
+    nat: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawLocation {
+    street: RawStreet,
+    city: String,
+    state: String,
+    country: String,
+    postcode: Scalar,
+    coordinates: RawCoordinates,
+    timezone: Timezone,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawStreet {
+    number: Scalar,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawCoordinates {
+    latitude: Scalar,
+    longitude: Scalar,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawDated {
+    date: String,
+    age: i32,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawId {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+/// A JSON value the API sends sometimes as a number and sometimes as a string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Scalar {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl Scalar {
+    fn text(&self) -> String {
+        match self {
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+            Scalar::Text(s) => s.clone(),
+        }
+    }
+
+    fn number(&self, field: &str) -> Result<f64, Invalid> {
+        match self {
+            Scalar::Int(i) => Ok(*i as f64),
+            Scalar::Float(f) => Ok(*f),
+            Scalar::Text(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| Invalid(format!("{field} {s:?} is not a number"))),
+        }
+    }
+}
+
+/// Why a parsed record is still not publishable.
+#[derive(Debug)]
+pub struct Invalid(pub String);
+
+impl TryFrom<RawUser> for User {
+    type Error = Invalid;
+
+    fn try_from(raw: RawUser) -> Result<User, Invalid> {
+        let uuid = uuid::Uuid::parse_str(&raw.login.uuid).map_err(|e| {
+            Invalid(format!(
+                "login.uuid {:?} is not a UUID: {e}",
+                raw.login.uuid
+            ))
+        })?;
+        let loc = raw.location;
+        let latitude = loc
+            .coordinates
+            .latitude
+            .number("location.coordinates.latitude")?;
+        let longitude = loc
+            .coordinates
+            .longitude
+            .number("location.coordinates.longitude")?;
+        if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
+            return Err(Invalid(format!(
+                "location.coordinates ({latitude}, {longitude}) are outside the globe"
+            )));
+        }
+        let street_number = loc.street.number.number("location.street.number")?;
+        Ok(User {
+            gender: raw.gender,
+            name: raw.name,
+            location: Location {
+                street: Street {
+                    number: street_number as i64,
+                    name: loc.street.name,
+                },
+                city: loc.city,
+                state: loc.state,
+                country: loc.country,
+                postcode: loc.postcode.text(),
+                coordinates: Coordinates {
+                    latitude,
+                    longitude,
+                },
+                timezone: loc.timezone,
+            },
+            email: raw.email,
+            login: Login {
+                uuid: uuid.hyphenated().to_string(),
+                username: raw.login.username,
+            },
+            dob: dated(raw.dob, "dob.date")?,
+            registered: dated(raw.registered, "registered.date")?,
+            phone: raw.phone,
+            cell: raw.cell,
+            id: NationalId {
+                name: raw.id.name.unwrap_or_default(),
+                value: raw.id.value,
+            },
+            picture: raw.picture,
+            nat: raw.nat,
+        })
+    }
+}
+
+fn dated(raw: RawDated, field: &str) -> Result<Dated, Invalid> {
+    let date = chrono::DateTime::parse_from_rfc3339(&raw.date).map_err(|e| {
+        Invalid(format!(
+            "{field} {:?} is not an RFC 3339 date: {e}",
+            raw.date
+        ))
+    })?;
+    Ok(Dated {
+        date: date.timestamp_millis(),
+        age: raw.age,
+    })
+}
+
+#[cfg(test)]
+mod tests;

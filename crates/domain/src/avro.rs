@@ -1,0 +1,44 @@
+//! The Avro side of [`User`]: the checked-in schema and conversions between the
+//! struct and Avro values. Registry framing (magic byte, schema id) is the
+//! producer's and consumer's business, through `schema_registry_converter`.
+
+use std::sync::OnceLock;
+
+use apache_avro::types::Value;
+use apache_avro::Schema;
+
+use crate::user::User;
+
+/// `schemas/user.avsc`, as registered in the Schema Registry (docs included).
+pub const SCHEMA_JSON: &str = include_str!("../../../schemas/user.avsc");
+
+/// Full name of the record, for record-name subject strategies and logs.
+pub const FULL_NAME: &str = "io.userpipeline.v1.User";
+
+/// The parsed schema. Panics only if the checked-in `.avsc` is invalid, which
+/// the unit tests rule out.
+pub fn schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    SCHEMA.get_or_init(|| Schema::parse_str(SCHEMA_JSON).expect("schemas/user.avsc is valid Avro"))
+}
+
+/// Encodes `user` as a bare Avro datum (no registry framing).
+pub fn to_datum(user: &User) -> Result<Vec<u8>, apache_avro::Error> {
+    let value = apache_avro::to_value(user)?.resolve(schema())?;
+    apache_avro::to_avro_datum(schema(), value)
+}
+
+/// Reads a bare Avro datum written with `writer` into a [`User`], resolving it
+/// against our schema (the usual reader/writer schema resolution).
+pub fn from_datum(writer: &Schema, mut datum: &[u8]) -> Result<User, apache_avro::Error> {
+    let value = apache_avro::from_avro_datum(writer, &mut datum, Some(schema()))?;
+    from_value(&value)
+}
+
+/// Converts a decoded Avro value (e.g. from the registry-aware decoder) into a [`User`].
+pub fn from_value(value: &Value) -> Result<User, apache_avro::Error> {
+    apache_avro::from_value(value)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,128 @@
+//! The Cassandra row, one per person (`schemas/cassandra.cql`).
+
+use scylla::value::CqlTimestamp;
+use scylla::{DeserializeRow, SerializeRow};
+
+/// The CQL that creates the keyspace and table, with `{keyspace}` and
+/// `{replication}` placeholders; see [`schema_statements`].
+pub const CQL: &str = include_str!("../../../schemas/cassandra.cql");
+
+/// Table name inside the keyspace.
+pub const TABLE: &str = "created_users";
+
+/// A row of `created_users`. Field order and names are the table's columns, so
+/// the same struct binds the INSERT and reads rows back.
+#[derive(Debug, Clone, PartialEq, SerializeRow, DeserializeRow)]
+pub struct UserRow {
+    pub id: uuid::Uuid,
+    pub first_name: String,
+    pub last_name: String,
+    pub title: String,
+    pub gender: String,
+    pub address: String,
+    pub city: String,
+    pub state: String,
+    pub country: String,
+    pub post_code: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub email: String,
+    pub username: String,
+    pub phone: String,
+    pub cell: String,
+    pub dob: CqlTimestamp,
+    pub registered_date: CqlTimestamp,
+    pub picture: String,
+    pub nationality: String,
+    pub produced_at: CqlTimestamp,
+}
+
+impl UserRow {
+    pub const COLUMNS: [&'static str; 21] = [
+        "id",
+        "first_name",
+        "last_name",
+        "title",
+        "gender",
+        "address",
+        "city",
+        "state",
+        "country",
+        "post_code",
+        "latitude",
+        "longitude",
+        "email",
+        "username",
+        "phone",
+        "cell",
+        "dob",
+        "registered_date",
+        "picture",
+        "nationality",
+        "produced_at",
+    ];
+
+    /// `INSERT` of every column. Idempotent: a replay with the same `id`
+    /// overwrites the row with the same values.
+    pub fn insert_cql(keyspace: &str) -> String {
+        let marks = vec!["?"; Self::COLUMNS.len()].join(", ");
+        format!(
+            "INSERT INTO {keyspace}.{TABLE} ({}) VALUES ({marks})",
+            Self::COLUMNS.join(", ")
+        )
+    }
+
+    /// `SELECT` of every column, in the struct's order.
+    pub fn select_cql(keyspace: &str) -> String {
+        format!(
+            "SELECT {} FROM {keyspace}.{TABLE}",
+            Self::COLUMNS.join(", ")
+        )
+    }
+}
+
+/// The statements of [`CQL`] with the placeholders filled in, one per entry,
+/// comments dropped. `replication` is a CQL map literal such as
+/// `{'class': 'SimpleStrategy', 'replication_factor': 1}`.
+pub fn schema_statements(keyspace: &str, replication: &str) -> Vec<String> {
+    let text: String = CQL
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.replace("{keyspace}", keyspace)
+                .replace("{replication}", replication)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_file_yields_keyspace_then_table() {
+        let stmts = schema_statements("ks", "{'class': 'SimpleStrategy', 'replication_factor': 1}");
+        assert_eq!(stmts.len(), 2);
+        assert!(stmts[0].starts_with("CREATE KEYSPACE IF NOT EXISTS ks"));
+        assert!(stmts[0].ends_with("'replication_factor': 1}"));
+        assert!(stmts[1].starts_with("CREATE TABLE IF NOT EXISTS ks.created_users"));
+    }
+
+    #[test]
+    fn every_row_column_is_in_the_table_definition() {
+        let table = &schema_statements("ks", "{}")[1];
+        for column in UserRow::COLUMNS {
+            assert!(
+                table
+                    .lines()
+                    .any(|l| l.split_whitespace().next() == Some(column)),
+                "column {column} missing from schemas/cassandra.cql"
+            );
+        }
+    }
+}
