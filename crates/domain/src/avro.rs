@@ -4,7 +4,9 @@
 
 use std::sync::OnceLock;
 
+use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 
 use crate::user::User;
@@ -24,14 +26,18 @@ pub fn schema() -> &'static Schema {
 
 /// Encodes `user` as a bare Avro datum (no registry framing).
 pub fn to_datum(user: &User) -> Result<Vec<u8>, apache_avro::Error> {
-    let value = apache_avro::to_value(user)?.resolve(schema())?;
-    apache_avro::to_avro_datum(schema(), value)
+    GenericDatumWriter::builder(schema())
+        .build()?
+        .write_ser_to_vec(user)
 }
 
 /// Reads a bare Avro datum written with `writer` into a [`User`], resolving it
 /// against our schema (the usual reader/writer schema resolution).
 pub fn from_datum(writer: &Schema, mut datum: &[u8]) -> Result<User, apache_avro::Error> {
-    let value = apache_avro::from_avro_datum(writer, &mut datum, Some(schema()))?;
+    let value = GenericDatumReader::builder(writer)
+        .reader_schema(schema())
+        .build()?
+        .read_value(&mut datum)?;
     from_value(&value)
 }
 

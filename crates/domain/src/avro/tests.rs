@@ -1,4 +1,5 @@
 use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
 
 use super::*;
 use crate::api::ApiPage;
@@ -138,7 +139,11 @@ fn what_the_avsc_writes_reads_back_into_the_code() {
         ),
         ("nat".into(), Value::String(user.nat.clone())),
     ]);
-    let datum = apache_avro::to_avro_datum(schema(), value).expect("schema accepts the value");
+    let datum = GenericDatumWriter::builder(schema())
+        .build()
+        .expect("writer")
+        .write_value_to_vec(value)
+        .expect("schema accepts the value");
     let back = from_datum(schema(), &datum).expect("code reads it");
     assert_eq!(&back, user);
     assert_eq!(back.id.value, None);
@@ -170,7 +175,10 @@ fn an_older_writer_without_the_id_value_field_is_readable() {
             }
         }
     }
-    let datum = apache_avro::to_avro_datum(&writer, value.resolve(&writer).expect("resolve"))
+    let datum = GenericDatumWriter::builder(&writer)
+        .build()
+        .expect("writer")
+        .write_value_to_vec(value.resolve(&writer).expect("resolve"))
         .expect("encode");
     assert_eq!(from_datum(&writer, &datum).expect("decode").id.value, None);
 }

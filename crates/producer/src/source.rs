@@ -1,0 +1,157 @@
+//! The Random User API as a source of pages, with retries for its transient
+//! failures (429, 5xx, timeouts, refused connections, error bodies).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use common::backoff::Backoff;
+use domain::{ApiPage, PageError};
+use reqwest::StatusCode;
+
+#[derive(Debug, Clone)]
+pub struct ApiSource {
+    client: reqwest::Client,
+    url: String,
+    seed: Option<String>,
+    nat: Option<String>,
+    max_retries: u32,
+    backoff: Backoff,
+    max_backoff: Duration,
+}
+
+/// One failed attempt, and whether another may succeed.
+enum Attempt {
+    Retry(String, Option<Duration>),
+    Fatal(String),
+}
+
+impl ApiSource {
+    pub fn new(args: &crate::cli::Args) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .timeout(args.api_timeout)
+            .user_agent(concat!(
+                "user-pipeline-producer/",
+                env!("CARGO_PKG_VERSION")
+            ))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(ApiSource {
+            client,
+            url: args.api_url.clone(),
+            seed: args.seed.clone(),
+            nat: args.nat.clone(),
+            max_retries: args.max_retries,
+            backoff: Backoff::new(args.retry_backoff, args.retry_max_backoff),
+            max_backoff: args.retry_max_backoff,
+        })
+    }
+
+    /// Fetches page `page` (1-based) of `results` users. With a seed, pages are
+    /// distinct and reproducible; without one, every page is fresh random users.
+    pub async fn fetch(&self, results: u32, page: u64) -> Result<ApiPage> {
+        let mut backoff = self.backoff.clone();
+        loop {
+            let (reason, retry_after) = match self.attempt(results, page).await {
+                Ok(page) => return Ok(page),
+                Err(Attempt::Fatal(reason)) => bail!("{reason}"),
+                Err(Attempt::Retry(reason, retry_after)) => (reason, retry_after),
+            };
+            if backoff.attempts() >= self.max_retries {
+                bail!(
+                    "the Random User API at {} failed {} times; last: {reason}. It may be \
+                     rate-limiting or down: try again later, lower --batch-size or --rate, or \
+                     raise --max-retries.",
+                    self.url,
+                    backoff.attempts() + 1,
+                );
+            }
+            // A server's Retry-After wins over our own schedule, within our cap.
+            let ours = backoff.next_delay();
+            let delay = retry_after.map_or(ours, |after| after.min(self.max_backoff));
+            tracing::warn!(
+                attempt = backoff.attempts(),
+                max_retries = self.max_retries,
+                delay_ms = delay.as_millis() as u64,
+                "API request failed, retrying: {reason}"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    async fn attempt(&self, results: u32, page: u64) -> Result<ApiPage, Attempt> {
+        let mut query: Vec<(&str, String)> = vec![("results", results.to_string())];
+        if let Some(seed) = &self.seed {
+            query.push(("seed", seed.clone()));
+            query.push(("page", page.to_string()));
+        }
+        if let Some(nat) = &self.nat {
+            query.push(("nat", nat.clone()));
+        }
+        let response = self
+            .client
+            .get(&self.url)
+            .query(&query)
+            .send()
+            .await
+            .map_err(|e| Attempt::Retry(describe(&self.url, &e), None))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Attempt::Retry(describe(&self.url, &e), None))?;
+        let said = || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
+
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(Attempt::Retry(
+                format!("HTTP 429 (rate limited): {}", said()),
+                retry_after,
+            ));
+        }
+        if status.is_server_error() {
+            return Err(Attempt::Retry(
+                format!("HTTP {status}: {}", said()),
+                retry_after,
+            ));
+        }
+        if !status.is_success() {
+            return Err(Attempt::Fatal(format!(
+                "the Random User API at {} refused the request with HTTP {status}: {}. Check \
+                 --api-url and --nat.",
+                self.url,
+                said()
+            )));
+        }
+        match ApiPage::parse(&body) {
+            Ok(page) => Ok(page),
+            // The live API sometimes answers 200 with an error or nothing while overloaded.
+            Err(e @ (PageError::Api(_) | PageError::Empty | PageError::Malformed(_))) => {
+                Err(Attempt::Retry(e.to_string(), None))
+            }
+            Err(e @ PageError::AllRejected { .. }) => Err(Attempt::Fatal(e.to_string())),
+        }
+    }
+}
+
+fn describe(url: &str, e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        format!("request to {url} timed out (--api-timeout)")
+    } else if e.is_connect() {
+        format!("could not connect to {url}: {}", root_cause(e))
+    } else {
+        format!("request to {url} failed: {}", root_cause(e))
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
