@@ -1,1 +1,42 @@
-fn main() {}
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use consumer::metrics::Metrics;
+use consumer::Args;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    if args.healthcheck {
+        return match consumer::http::check(args.http_addr).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("unhealthy: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    common::logging::init(args.log_format);
+    let metrics = Arc::new(Metrics::new());
+    let listener = match consumer::http::bind(args.http_addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tokio::spawn(consumer::http::serve(listener, metrics.clone()));
+    match consumer::run(args, metrics, common::shutdown::signal_received()).await {
+        Ok(summary) => {
+            tracing::info!("summary: {summary}");
+            println!("summary: {summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("consumer failed: {e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,101 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use common::kafka::KafkaArgs;
+use common::logging::LogFormat;
+use common::registry::RegistryArgs;
+
+/// Reads the Avro users the producer publishes, turns each into a row and
+/// writes it to Cassandra (table `<keyspace>.created_users`, keyed by
+/// `login.uuid`). At-least-once: an offset is committed only after its row,
+/// and every earlier row of its partition, is written. Records that cannot
+/// become rows go to the dead-letter topic with the reason.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "consumer", version)]
+pub struct Args {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+
+    /// Consumer group; its committed offsets are where a restart resumes.
+    #[arg(long, env = "KAFKA_GROUP_ID", default_value = "cassandra-writer")]
+    pub group_id: String,
+
+    /// Dead-letter topic for records that cannot become rows (created if missing).
+    #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = "users_created.dlq")]
+    pub dlq_topic: String,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    /// Cassandra nodes, comma-separated host:port.
+    #[arg(
+        long,
+        env = "CASSANDRA_CONTACT_POINTS",
+        default_value = "localhost:9042",
+        value_delimiter = ','
+    )]
+    pub cassandra_contact_points: Vec<String>,
+
+    /// User name for Cassandra's PasswordAuthenticator (unset: no authentication).
+    #[arg(long, env = "CASSANDRA_USERNAME", requires = "cassandra_password")]
+    pub cassandra_username: Option<String>,
+
+    /// Password for Cassandra's PasswordAuthenticator.
+    #[arg(long, env = "CASSANDRA_PASSWORD", hide_env_values = true)]
+    pub cassandra_password: Option<String>,
+
+    /// Keyspace of the `created_users` table (created if missing).
+    #[arg(long, env = "CASSANDRA_KEYSPACE", default_value = "user_pipeline")]
+    pub keyspace: String,
+
+    /// Replication of the keyspace when it has to be created, as a CQL map.
+    #[arg(
+        long,
+        env = "CASSANDRA_REPLICATION",
+        default_value = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    )]
+    pub replication: String,
+
+    /// How long to wait for Cassandra at start-up before giving up.
+    #[arg(long, env = "CASSANDRA_CONNECT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub cassandra_connect_timeout: Duration,
+
+    /// Timeout of one write (or query) to Cassandra; a timed-out write is retried.
+    #[arg(long, env = "CASSANDRA_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
+    /// Rows written concurrently.
+    #[arg(long, env = "CONSUMER_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_in_flight: u32,
+
+    /// First delay before retrying a failed write; doubles (with jitter) up to --retry-max-backoff.
+    /// Writes are retried until they succeed: offsets never move past an unwritten row.
+    #[arg(long, env = "CONSUMER_RETRY_BACKOFF", default_value = "100ms", value_parser = humantime::parse_duration)]
+    pub retry_backoff: Duration,
+
+    /// Longest delay between two retries of a write.
+    #[arg(long, env = "CONSUMER_RETRY_MAX_BACKOFF", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub retry_max_backoff: Duration,
+
+    /// Exit 0 after this long with no new record and nothing in flight (batch runs, tests).
+    #[arg(long, env = "CONSUMER_EXIT_WHEN_IDLE", value_parser = humantime::parse_duration)]
+    pub exit_when_idle: Option<Duration>,
+
+    /// Address of the HTTP server for /healthz (ready when Kafka and Cassandra answer) and /metrics.
+    #[arg(long, env = "CONSUMER_HTTP_ADDR", default_value = "0.0.0.0:9400")]
+    pub http_addr: SocketAddr,
+
+    /// Check /healthz of a consumer running on --http-addr and exit 0 if it is ready (for
+    /// container healthchecks: the runtime image has no curl).
+    #[arg(long)]
+    pub healthcheck: bool,
+
+    /// Time between progress lines.
+    #[arg(long, env = "CONSUMER_PROGRESS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub progress_interval: Duration,
+
+    /// Log format on stderr.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}

@@ -1,0 +1,17 @@
+//! Kafka → transform → Cassandra, at-least-once with idempotent rows.
+//!
+//! `decode` turns a record into a row (or poison), `sink` writes rows, `dlq`
+//! parks poison, `offsets` decides what may be committed, and `pipeline` runs
+//! the loop. `metrics` and `http` make it observable.
+
+pub mod cli;
+pub mod decode;
+pub mod dlq;
+pub mod http;
+pub mod metrics;
+pub mod offsets;
+pub mod pipeline;
+pub mod sink;
+
+pub use cli::Args;
+pub use pipeline::{run, Summary};

@@ -1,0 +1,183 @@
+//! Counters and readiness, written by the pipeline and read by `/metrics`,
+//! `/healthz`, progress lines and the summary. Each event method both logs and
+//! counts, so logs and metrics cannot drift apart.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use crate::decode::Poison;
+
+/// Upper bounds (seconds) of the write-latency histogram buckets.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub consumed: AtomicU64,
+    pub written: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub retries: AtomicU64,
+    /// Records behind the end of the assigned partitions; -1 until first measured.
+    pub lag: AtomicI64,
+    pub kafka_ready: AtomicBool,
+    pub cassandra_ready: AtomicBool,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_sum_us: AtomicU64,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let m = Metrics::default();
+        m.lag.store(-1, Relaxed);
+        m
+    }
+
+    pub fn consumed(&self) {
+        self.consumed.fetch_add(1, Relaxed);
+    }
+
+    pub fn written(&self, latency: Duration) {
+        self.written.fetch_add(1, Relaxed);
+        self.cassandra_ready.store(true, Relaxed);
+        let secs = latency.as_secs_f64();
+        for (bound, count) in BUCKETS.iter().zip(&self.latency_buckets) {
+            if secs <= *bound {
+                count.fetch_add(1, Relaxed);
+            }
+        }
+        self.latency_sum_us
+            .fetch_add(latency.as_micros() as u64, Relaxed);
+    }
+
+    pub fn dead_lettered(&self, poison: &Poison, partition: i32, offset: i64) {
+        self.dead_lettered.fetch_add(1, Relaxed);
+        tracing::warn!(
+            partition,
+            offset,
+            kind = poison.kind,
+            "record dead-lettered: {}",
+            poison.reason
+        );
+    }
+
+    /// A step that failed and will be retried. Logged at warn for the first
+    /// retry of a record, then at debug, so an outage does not flood the log.
+    pub fn retry(&self, what: &'static str, attempt: u32, error: &str) {
+        self.retries.fetch_add(1, Relaxed);
+        if what == "cassandra" {
+            self.cassandra_ready.store(false, Relaxed);
+        }
+        if attempt <= 1 {
+            tracing::warn!(what, "retrying: {error}");
+        } else {
+            tracing::debug!(what, attempt, "retrying: {error}");
+        }
+    }
+
+    pub fn ready(&self) -> bool {
+        self.kafka_ready.load(Relaxed) && self.cassandra_ready.load(Relaxed)
+    }
+
+    /// Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let counters = [
+            (
+                "consumer_records_consumed_total",
+                "Records received from Kafka.",
+                &self.consumed,
+            ),
+            (
+                "consumer_rows_written_total",
+                "Rows written to Cassandra.",
+                &self.written,
+            ),
+            (
+                "consumer_records_dead_lettered_total",
+                "Records sent to the dead-letter topic.",
+                &self.dead_lettered,
+            ),
+            (
+                "consumer_retries_total",
+                "Failed steps (registry, Cassandra, DLQ) that were retried.",
+                &self.retries,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                value.load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP consumer_lag_records Records behind the end of the assigned partitions.\n# TYPE consumer_lag_records gauge\nconsumer_lag_records {}",
+            self.lag.load(Relaxed)
+        );
+        for (name, flag) in [
+            ("kafka", &self.kafka_ready),
+            ("cassandra", &self.cassandra_ready),
+        ] {
+            let _ = writeln!(
+                out,
+                "consumer_dependency_up{{dependency=\"{name}\"}} {}",
+                flag.load(Relaxed) as u8
+            );
+        }
+        let name = "consumer_write_latency_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Time to write one row, retries excluded.\n# TYPE {name} histogram"
+        );
+        for (bound, count) in BUCKETS.iter().zip(&self.latency_buckets) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                count.load(Relaxed)
+            );
+        }
+        let written = self.written.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {written}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.latency_sum_us.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {written}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_has_counters_and_a_cumulative_histogram() {
+        let m = Metrics::new();
+        m.consumed();
+        m.written(Duration::from_millis(3));
+        m.written(Duration::from_millis(30));
+        let text = m.render();
+        assert!(text.contains("consumer_records_consumed_total 1"));
+        assert!(text.contains("consumer_rows_written_total 2"));
+        assert!(text.contains("consumer_write_latency_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("consumer_write_latency_seconds_bucket{le=\"0.05\"} 2"));
+        assert!(text.contains("consumer_write_latency_seconds_count 2"));
+        assert!(text.contains("consumer_lag_records -1"));
+    }
+
+    #[test]
+    fn ready_needs_both_dependencies() {
+        let m = Metrics::new();
+        m.kafka_ready.store(true, Relaxed);
+        assert!(!m.ready());
+        m.written(Duration::ZERO);
+        assert!(m.ready());
+        m.retry("cassandra", 1, "down");
+        assert!(!m.ready());
+    }
+}

@@ -1,0 +1,182 @@
+//! Which offsets may be committed. Rows finish out of order (writes run
+//! concurrently), so a partition's committable offset is the lowest one still
+//! in flight, or one past the highest seen when nothing is in flight.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Default)]
+struct Partition {
+    in_flight: BTreeSet<i64>,
+    /// One past the highest offset handed out.
+    next: i64,
+    /// Last offset reported as committable.
+    stored: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct Tracker {
+    partitions: HashMap<i32, Partition>,
+}
+
+impl Tracker {
+    pub fn begin(&mut self, partition: i32, offset: i64) {
+        let p = self.partitions.entry(partition).or_default();
+        p.in_flight.insert(offset);
+        p.next = p.next.max(offset + 1);
+    }
+
+    /// Marks `offset` done. Returns the partition's new committable offset (the
+    /// next one to consume) when it moved forward.
+    pub fn finish(&mut self, partition: i32, offset: i64) -> Option<i64> {
+        let p = self.partitions.get_mut(&partition)?;
+        if !p.in_flight.remove(&offset) {
+            return None;
+        }
+        let committable = p.in_flight.first().copied().unwrap_or(p.next);
+        (committable > p.stored).then(|| {
+            p.stored = committable;
+            committable
+        })
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.partitions.values().map(|p| p.in_flight.len()).sum()
+    }
+
+    fn in_flight_of(&self, partitions: &[i32]) -> usize {
+        partitions
+            .iter()
+            .filter_map(|p| self.partitions.get(p))
+            .map(|p| p.in_flight.len())
+            .sum()
+    }
+
+    /// Drops what is known of `partitions` (after they are revoked).
+    pub fn forget(&mut self, partitions: &[i32]) {
+        for p in partitions {
+            self.partitions.remove(p);
+        }
+    }
+}
+
+/// [`Tracker`] shared between the poll loop, the write tasks and the
+/// rebalance callback, which waits on it.
+#[derive(Debug, Default)]
+pub struct SharedTracker {
+    tracker: Mutex<Tracker>,
+    changed: Condvar,
+}
+
+impl SharedTracker {
+    pub fn begin(&self, partition: i32, offset: i64) {
+        self.lock().begin(partition, offset);
+    }
+
+    pub fn finish(&self, partition: i32, offset: i64) -> Option<i64> {
+        let moved = self.lock().finish(partition, offset);
+        self.changed.notify_all();
+        moved
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.lock().in_flight()
+    }
+
+    pub fn forget(&self, partitions: &[i32]) {
+        self.lock().forget(partitions);
+    }
+
+    /// Blocks until nothing of `partitions` (all, if `None`) is in flight, or
+    /// `timeout` passes. Returns how many records were still in flight.
+    pub fn wait_drained(&self, partitions: Option<&[i32]>, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.lock();
+        loop {
+            let left = match partitions {
+                Some(ps) => guard.in_flight_of(ps),
+                None => guard.in_flight(),
+            };
+            let now = Instant::now();
+            if left == 0 || now >= deadline {
+                return left;
+            }
+            guard = self
+                .changed
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tracker> {
+        // A panic elsewhere must not stop offset bookkeeping; the data is still consistent.
+        self.tracker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_order_completion_commits_only_the_contiguous_prefix() {
+        let mut t = Tracker::default();
+        for o in 10..14 {
+            t.begin(0, o);
+        }
+        assert_eq!(t.finish(0, 12), None, "10 and 11 are still in flight");
+        assert_eq!(t.finish(0, 10), Some(11));
+        assert_eq!(t.finish(0, 13), None, "11 still in flight");
+        assert_eq!(
+            t.finish(0, 11),
+            Some(14),
+            "all done: resume after the highest"
+        );
+        assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn partitions_are_independent() {
+        let mut t = Tracker::default();
+        t.begin(0, 5);
+        t.begin(1, 7);
+        assert_eq!(t.finish(1, 7), Some(8));
+        assert_eq!(t.in_flight(), 1);
+        assert_eq!(t.finish(0, 5), Some(6));
+    }
+
+    #[test]
+    fn unknown_or_repeated_finishes_change_nothing() {
+        let mut t = Tracker::default();
+        assert_eq!(t.finish(3, 1), None);
+        t.begin(3, 1);
+        assert_eq!(t.finish(3, 1), Some(2));
+        assert_eq!(t.finish(3, 1), None);
+    }
+
+    #[test]
+    fn forgotten_partitions_start_afresh() {
+        let mut t = Tracker::default();
+        t.begin(0, 100);
+        t.forget(&[0]);
+        assert_eq!(t.in_flight(), 0);
+        t.begin(0, 50);
+        assert_eq!(t.finish(0, 50), Some(51));
+    }
+
+    #[test]
+    fn wait_drained_returns_when_the_last_record_finishes() {
+        let shared = std::sync::Arc::new(SharedTracker::default());
+        shared.begin(0, 1);
+        let other = shared.clone();
+        let waiter =
+            std::thread::spawn(move || other.wait_drained(Some(&[0]), Duration::from_secs(10)));
+        std::thread::sleep(Duration::from_millis(50));
+        shared.finish(0, 1);
+        assert_eq!(waiter.join().expect("join"), 0);
+        shared.begin(1, 1);
+        assert_eq!(shared.wait_drained(None, Duration::from_millis(20)), 1);
+    }
+}

@@ -1,0 +1,421 @@
+//! The consume loop: poll Kafka, hand each record to a task that decodes,
+//! transforms and writes it (retrying until it is durable or dead-lettered),
+//! and store each partition's offset only once every earlier record of that
+//! partition is done.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use common::backoff::Backoff;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::FutureProducer;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+
+use crate::cli::Args;
+use crate::decode::{DecodeError, Decoder};
+use crate::dlq::DeadLetters;
+use crate::metrics::Metrics;
+use crate::offsets::SharedTracker;
+use crate::sink::Sink;
+
+/// How long a revoke or a shutdown waits for in-flight rows before giving up
+/// on them (they are then re-delivered to whoever owns the partition next).
+const DRAIN_GRACE: Duration = Duration::from_secs(30);
+
+/// What a run did, for the summary line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub consumed: u64,
+    pub written: u64,
+    pub dead_lettered: u64,
+    pub retried: u64,
+    pub seconds: f64,
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "consumed={} written={} dead_lettered={} retried={} seconds={:.1} rows_per_s={:.0}",
+            self.consumed,
+            self.written,
+            self.dead_lettered,
+            self.retried,
+            self.seconds,
+            self.written as f64 / self.seconds.max(1e-9)
+        )
+    }
+}
+
+/// Rebalance hooks: on revoke, finish what is in flight for the revoked
+/// partitions and commit, so the next owner starts where we stopped.
+struct PipelineContext {
+    tracker: Arc<SharedTracker>,
+    closing: AtomicBool,
+}
+
+impl ClientContext for PipelineContext {}
+
+impl ConsumerContext for PipelineContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(tpl) = rebalance else {
+            return;
+        };
+        let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        if !self.closing.load(Relaxed) {
+            let left = tokio::task::block_in_place(|| {
+                self.tracker.wait_drained(Some(&partitions), DRAIN_GRACE)
+            });
+            if left > 0 {
+                tracing::warn!(
+                    left,
+                    "partitions revoked with rows still in flight; they will be re-delivered"
+                );
+            }
+        }
+        commit(consumer, "revoke");
+        self.tracker.forget(&partitions);
+        tracing::info!(?partitions, "partitions revoked");
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            tracing::info!(?partitions, "partitions assigned");
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        match result {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => {
+                tracing::warn!("offset commit failed (will be retried with the next one): {e}")
+            }
+        }
+    }
+}
+
+fn commit<C: Consumer<PipelineContext>>(consumer: &C, why: &str) {
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => tracing::warn!("committing offsets on {why} failed: {e}"),
+    }
+}
+
+type KafkaConsumer = StreamConsumer<PipelineContext>;
+
+/// Everything a record's task needs.
+struct Shared {
+    consumer: Arc<KafkaConsumer>,
+    tracker: Arc<SharedTracker>,
+    decoder: Decoder,
+    sink: Sink,
+    dlq: DeadLetters,
+    metrics: Arc<Metrics>,
+    topic: String,
+    backoff: Backoff,
+}
+
+pub async fn run(
+    args: Args,
+    metrics: Arc<Metrics>,
+    stop: impl std::future::Future<Output = &'static str>,
+) -> Result<Summary> {
+    let started = Instant::now();
+    args.kafka
+        .ensure_topics(&[&args.kafka.topic, &args.dlq_topic])
+        .await?;
+    metrics.kafka_ready.store(true, Relaxed);
+    let sink = Sink::connect(&args).await?;
+    metrics.cassandra_ready.store(true, Relaxed);
+    tracing::info!(keyspace = %args.keyspace, "Cassandra schema applied");
+
+    let tracker = Arc::new(SharedTracker::default());
+    let context = PipelineContext {
+        tracker: tracker.clone(),
+        closing: AtomicBool::new(false),
+    };
+    let consumer: KafkaConsumer = args
+        .kafka
+        .client_config()
+        .set("group.id", &args.group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        // Offsets are stored by us, only once their rows are durable.
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        .create_with_context(context)
+        .context("creating the Kafka consumer")?;
+    consumer
+        .subscribe(&[&args.kafka.topic])
+        .with_context(|| format!("subscribing to {}", args.kafka.topic))?;
+    let consumer = Arc::new(consumer);
+    let dlq_producer: FutureProducer = args
+        .kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .create()
+        .context("creating the dead-letter producer")?;
+
+    let shared = Arc::new(Shared {
+        consumer: consumer.clone(),
+        tracker: tracker.clone(),
+        decoder: Decoder::new(args.registry.settings()?),
+        sink,
+        dlq: DeadLetters::new(dlq_producer, &args.dlq_topic),
+        metrics: metrics.clone(),
+        topic: args.kafka.topic.clone(),
+        backoff: Backoff::new(args.retry_backoff, args.retry_max_backoff),
+    });
+    let watcher = tokio::spawn(watch_dependencies(shared.clone()));
+    tracing::info!(topic = %args.kafka.topic, group = %args.group_id, "consuming");
+
+    let max_in_flight = args.max_in_flight as usize;
+    let mut paused = false;
+    let mut last_record = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let mut progress = Progress::new(args.progress_interval);
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            signal = &mut stop => {
+                tracing::info!("{signal} received: finishing in-flight rows");
+                break;
+            }
+            received = consumer.recv() => {
+                let message = match received {
+                    Ok(m) => m.detach(),
+                    Err(e) => {
+                        tracing::warn!("Kafka: {e}");
+                        continue;
+                    }
+                };
+                last_record = Instant::now();
+                metrics.consumed();
+                tracker.begin(message.partition(), message.offset());
+                tokio::spawn(process(shared.clone(), message));
+                // Past the bound, stop fetching but keep polling: the group
+                // must keep seeing us while a slow or absent Cassandra holds writes.
+                if !paused && tracker.in_flight() >= max_in_flight {
+                    paused = set_paused(&consumer, true);
+                }
+            }
+            _ = tick.tick() => {
+                let in_flight = tracker.in_flight();
+                if paused && in_flight <= max_in_flight / 2 {
+                    paused = !set_paused(&consumer, false);
+                }
+                if in_flight > 0 {
+                    last_record = Instant::now();
+                }
+                if args.exit_when_idle.is_some_and(|idle| last_record.elapsed() >= idle) {
+                    tracing::info!("nothing new for {:?}: exiting", args.exit_when_idle.unwrap_or_default());
+                    break;
+                }
+                progress.maybe_log(&metrics, in_flight);
+            }
+        }
+    }
+
+    let drained = {
+        let tracker = tracker.clone();
+        tokio::task::spawn_blocking(move || tracker.wait_drained(None, DRAIN_GRACE)).await?
+    };
+    if drained > 0 {
+        tracing::warn!(
+            left = drained,
+            "rows still in flight at exit; they will be re-delivered on restart"
+        );
+    }
+    commit(consumer.as_ref(), "exit");
+    consumer.context().closing.store(true, Relaxed);
+    watcher.abort();
+    Ok(Summary {
+        consumed: metrics.consumed.load(Relaxed),
+        written: metrics.written.load(Relaxed),
+        dead_lettered: metrics.dead_lettered.load(Relaxed),
+        retried: metrics.retries.load(Relaxed),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// One record, start to finish. Never gives up: its offset must not be
+/// committed before its row is durable or it is on the dead-letter topic.
+async fn process(shared: Arc<Shared>, message: OwnedMessage) {
+    let (partition, offset) = (message.partition(), message.offset());
+    let timestamp = message
+        .timestamp()
+        .to_millis()
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+    let mut backoff = shared.backoff.clone();
+    let decoded = loop {
+        match shared.decoder.to_row(message.payload(), timestamp).await {
+            Ok(row) => break Ok(row),
+            Err(DecodeError::Poison(poison)) => break Err(poison),
+            Err(DecodeError::Retry(reason)) => {
+                shared
+                    .metrics
+                    .retry("registry", backoff.attempts() + 1, &reason);
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
+        }
+    };
+    backoff.reset();
+    match decoded {
+        Ok(row) => loop {
+            let begun = Instant::now();
+            match shared.sink.write(&row).await {
+                Ok(()) => {
+                    shared.metrics.written(begun.elapsed());
+                    break;
+                }
+                Err(e) => {
+                    shared
+                        .metrics
+                        .retry("cassandra", backoff.attempts() + 1, &format!("{e:#}"));
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        },
+        Err(poison) => loop {
+            match shared.dlq.send(&message, &poison).await {
+                Ok(()) => {
+                    shared.metrics.dead_lettered(&poison, partition, offset);
+                    break;
+                }
+                Err(e) => {
+                    shared.metrics.retry(
+                        "dlq",
+                        backoff.attempts() + 1,
+                        &format!("dead-letter topic: {e}"),
+                    );
+                    tokio::time::sleep(backoff.next_delay()).await;
+                }
+            }
+        },
+    }
+    if let Some(next) = shared.tracker.finish(partition, offset) {
+        let mut tpl = TopicPartitionList::new();
+        let stored = tpl
+            .add_partition_offset(&shared.topic, partition, Offset::Offset(next))
+            .and_then(|_| shared.consumer.store_offsets(&tpl));
+        if let Err(e) = stored {
+            // The partition was revoked meanwhile; its next owner re-reads this row.
+            tracing::debug!(partition, offset = next, "offset not stored: {e}");
+        }
+    }
+}
+
+/// Pauses or resumes every assigned partition. Returns whether it took effect.
+fn set_paused(consumer: &KafkaConsumer, pause: bool) -> bool {
+    let result = consumer.assignment().and_then(|tpl| {
+        if pause {
+            consumer.pause(&tpl)
+        } else {
+            consumer.resume(&tpl)
+        }
+    });
+    match result {
+        Ok(()) => {
+            tracing::debug!(
+                pause,
+                "fetching {}",
+                if pause { "paused" } else { "resumed" }
+            );
+            true
+        }
+        Err(e) => {
+            tracing::warn!(
+                "could not {} partitions: {e}",
+                if pause { "pause" } else { "resume" }
+            );
+            false
+        }
+    }
+}
+
+/// Every few seconds: can we reach Kafka and Cassandra, and how far behind are we?
+async fn watch_dependencies(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        shared
+            .metrics
+            .cassandra_ready
+            .store(shared.sink.ping().await, Relaxed);
+        let probe = shared.clone();
+        let lag = tokio::task::spawn_blocking(move || lag(&probe.consumer, &probe.topic)).await;
+        match lag {
+            Ok(Ok(lag)) => {
+                shared.metrics.kafka_ready.store(true, Relaxed);
+                shared.metrics.lag.store(lag, Relaxed);
+            }
+            Ok(Err(e)) => {
+                shared.metrics.kafka_ready.store(false, Relaxed);
+                tracing::warn!("Kafka not answering: {e}");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+fn lag(consumer: &KafkaConsumer, topic: &str) -> KafkaResult<i64> {
+    // Answers even with nothing assigned, so readiness also means "broker reachable".
+    consumer.fetch_metadata(Some(topic), Duration::from_secs(2))?;
+    let positions = consumer.position()?;
+    let mut total = 0;
+    for element in positions.elements() {
+        let (_, high) =
+            consumer.fetch_watermarks(topic, element.partition(), Duration::from_secs(2))?;
+        if let Offset::Offset(position) = element.offset() {
+            total += (high - position).max(0);
+        } else {
+            let (low, _) = (0, 0);
+            total += high - low;
+        }
+    }
+    Ok(total)
+}
+
+struct Progress {
+    every: Duration,
+    last: Instant,
+    last_written: u64,
+}
+
+impl Progress {
+    fn new(every: Duration) -> Self {
+        Progress {
+            every,
+            last: Instant::now(),
+            last_written: 0,
+        }
+    }
+
+    fn maybe_log(&mut self, metrics: &Metrics, in_flight: usize) {
+        if self.last.elapsed() < self.every {
+            return;
+        }
+        let written = metrics.written.load(Relaxed);
+        let rate = (written - self.last_written) as f64 / self.last.elapsed().as_secs_f64();
+        (self.last, self.last_written) = (Instant::now(), written);
+        tracing::info!(
+            consumed = metrics.consumed.load(Relaxed),
+            written,
+            dead_lettered = metrics.dead_lettered.load(Relaxed),
+            retries = metrics.retries.load(Relaxed),
+            in_flight,
+            lag = metrics.lag.load(Relaxed),
+            rows_per_s = rate.round(),
+            "progress"
+        );
+    }
+}
