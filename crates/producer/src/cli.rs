@@ -74,7 +74,7 @@ pub struct Args {
     pub registry: RegistryArgs,
 
     /// How long to keep retrying the Schema Registry at start-up.
-    #[arg(long, env = "SCHEMA_REGISTRY_CONNECT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long = "schema-registry-connect-timeout", env = "SCHEMA_REGISTRY_CONNECT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub registry_connect_timeout: Duration,
 
     /// Seconds between progress lines on long runs.
