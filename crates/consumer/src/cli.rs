@@ -55,7 +55,7 @@ pub struct Args {
         env = "CASSANDRA_REPLICATION",
         default_value = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
     )]
-    pub replication: String,
+    pub cassandra_replication: String,
 
     /// How long to wait for Cassandra at start-up before giving up.
     #[arg(long, env = "CASSANDRA_CONNECT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
@@ -98,4 +98,14 @@ pub struct Args {
     /// Log format on stderr.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        super::Args::command().debug_assert();
+    }
 }

@@ -28,6 +28,10 @@ use crate::sink::Sink;
 /// on them (they are then re-delivered to whoever owns the partition next).
 const DRAIN_GRACE: Duration = Duration::from_secs(30);
 
+/// With every write slot taken and none finishing for this long, fetching is
+/// paused (and polling goes on) until half the slots are free again.
+const STALLED: Duration = Duration::from_secs(2);
+
 /// What a run did, for the summary line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
@@ -58,6 +62,8 @@ impl std::fmt::Display for Summary {
 struct PipelineContext {
     tracker: Arc<SharedTracker>,
     closing: AtomicBool,
+    /// Set once the group gave us partitions; idleness only counts from then.
+    assigned: AtomicBool,
 }
 
 impl ClientContext for PipelineContext {}
@@ -88,6 +94,7 @@ impl ConsumerContext for PipelineContext {
         if let Rebalance::Assign(tpl) = rebalance {
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             tracing::info!(?partitions, "partitions assigned");
+            self.assigned.store(true, Relaxed);
         }
     }
 
@@ -120,6 +127,15 @@ struct Shared {
     metrics: Arc<Metrics>,
     topic: String,
     backoff: Backoff,
+    /// Signalled whenever a record is done, to free its slot.
+    finished: tokio::sync::Notify,
+    finished_at: std::sync::Mutex<Instant>,
+}
+
+impl Shared {
+    fn finished_at(&self) -> Instant {
+        *self.finished_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 pub async fn run(
@@ -140,6 +156,7 @@ pub async fn run(
     let context = PipelineContext {
         tracker: tracker.clone(),
         closing: AtomicBool::new(false),
+        assigned: AtomicBool::new(false),
     };
     let consumer: KafkaConsumer = args
         .kafka
@@ -151,6 +168,8 @@ pub async fn run(
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
+        // A killed consumer's partitions move to a live one after this long.
+        .set("session.timeout.ms", "10000")
         .create_with_context(context)
         .context("creating the Kafka consumer")?;
     consumer
@@ -174,6 +193,8 @@ pub async fn run(
         metrics: metrics.clone(),
         topic: args.kafka.topic.clone(),
         backoff: Backoff::new(args.retry_backoff, args.retry_max_backoff),
+        finished: tokio::sync::Notify::new(),
+        finished_at: std::sync::Mutex::new(Instant::now()),
     });
     let watcher = tokio::spawn(watch_dependencies(shared.clone()));
     tracing::info!(topic = %args.kafka.topic, group = %args.group_id, "consuming");
@@ -185,12 +206,14 @@ pub async fn run(
     let mut progress = Progress::new(args.progress_interval);
     tokio::pin!(stop);
     loop {
+        let full = tracker.in_flight() >= max_in_flight;
         tokio::select! {
             signal = &mut stop => {
                 tracing::info!("{signal} received: finishing in-flight rows");
                 break;
             }
-            received = consumer.recv() => {
+            // While paused we keep polling: the group must keep seeing us.
+            received = consumer.recv(), if !full || paused => {
                 let message = match received {
                     Ok(m) => m.detach(),
                     Err(e) => {
@@ -202,18 +225,20 @@ pub async fn run(
                 metrics.consumed();
                 tracker.begin(message.partition(), message.offset());
                 tokio::spawn(process(shared.clone(), message));
-                // Past the bound, stop fetching but keep polling: the group
-                // must keep seeing us while a slow or absent Cassandra holds writes.
-                if !paused && tracker.in_flight() >= max_in_flight {
-                    paused = set_paused(&consumer, true);
-                }
             }
+            _ = shared.finished.notified(), if full && !paused => {}
             _ = tick.tick() => {
                 let in_flight = tracker.in_flight();
-                if paused && in_flight <= max_in_flight / 2 {
+                // Full and nothing finishing: Cassandra is slow or gone. Pause
+                // fetching so polling can go on without taking more records.
+                if !paused && in_flight >= max_in_flight && shared.finished_at().elapsed() > STALLED {
+                    paused = set_paused(&consumer, true);
+                } else if paused && in_flight <= max_in_flight / 2 {
                     paused = !set_paused(&consumer, false);
                 }
-                if in_flight > 0 {
+                // Idle means: partitions assigned, nothing in flight, nothing new.
+                // A group still waiting for a dead member to time out is not idle.
+                if in_flight > 0 || !consumer.context().assigned.load(Relaxed) {
                     last_record = Instant::now();
                 }
                 if args.exit_when_idle.is_some_and(|idle| last_record.elapsed() >= idle) {
@@ -302,7 +327,10 @@ async fn process(shared: Arc<Shared>, message: OwnedMessage) {
             }
         },
     }
-    if let Some(next) = shared.tracker.finish(partition, offset) {
+    let committable = shared.tracker.finish(partition, offset);
+    *shared.finished_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    shared.finished.notify_one();
+    if let Some(next) = committable {
         let mut tpl = TopicPartitionList::new();
         let stored = tpl
             .add_partition_offset(&shared.topic, partition, Offset::Offset(next))

@@ -43,7 +43,7 @@ impl Sink {
                 ),
             }
         };
-        for statement in schema_statements(&args.keyspace, &args.replication) {
+        for statement in schema_statements(&args.keyspace, &args.cassandra_replication) {
             session
                 .query_unpaged(statement.as_str(), ())
                 .await

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod bins;
 pub mod kafka;
+pub mod pipeline;
 pub mod services;
 
 pub use services::Services;

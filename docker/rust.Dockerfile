@@ -1,0 +1,71 @@
+# Rust images of the pipeline: `consumer` and `producer` targets, one shared builder stage.
+#
+#   docker build -f docker/rust.Dockerfile --target consumer -t random-user-pipeline/consumer .
+#   docker build -f docker/rust.Dockerfile --target producer -t random-user-pipeline/producer .
+#
+# The build context is the repository root. The builder stage is repeated verbatim in
+# docker/airflow.Dockerfile (which needs the producer binary); tests/compose_check.py checks that
+# the two copies stay identical, so Docker's layer cache builds them once.
+
+ARG RUST_VERSION=1.95.0
+ARG DEBIAN_RUNTIME=bookworm-slim
+
+# ---- builder (keep identical to docker/airflow.Dockerfile) -----------------------------------
+FROM rust:${RUST_VERSION}-bookworm AS builder
+# cmake + build-essential: librdkafka (rdkafka "cmake-build") and aws-lc-sys; the -dev packages are
+# what librdkafka's build probes for.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends \
+      cmake libcurl4-openssl-dev libsasl2-dev pkg-config build-essential \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# 1. Dependency layer: manifests + stub sources, so that editing the code does not rebuild the
+#    ~400 crates of dependencies.
+COPY Cargo.toml Cargo.lock ./
+COPY crates/domain/Cargo.toml crates/domain/Cargo.toml
+COPY crates/common/Cargo.toml crates/common/Cargo.toml
+COPY crates/producer/Cargo.toml crates/producer/Cargo.toml
+COPY crates/consumer/Cargo.toml crates/consumer/Cargo.toml
+COPY tests/integration/Cargo.toml tests/integration/Cargo.toml
+RUN for d in crates/domain crates/common crates/producer crates/consumer tests/integration; do \
+      mkdir -p "$d/src" && : > "$d/src/lib.rs"; \
+    done \
+ && for b in producer consumer; do echo 'fn main() {}' > "crates/$b/src/main.rs"; done \
+ && cargo build --release --locked -p producer -p consumer \
+ && rm -rf crates/*/src tests/integration/src
+# 2. The real sources. `touch` makes them newer than the stub build, whatever mtimes COPY keeps,
+#    so cargo rebuilds the workspace crates (only those).
+COPY crates crates
+COPY schemas schemas
+COPY tests/integration tests/integration
+# The exact build command; CI runs the same cargo invocation:
+#   cargo build --release --locked -p producer -p consumer
+RUN find crates tests/integration -name '*.rs' -exec touch {} + \
+ && cargo build --release --locked -p producer -p consumer \
+ && install -D -m 0755 target/release/producer /out/producer \
+ && install -D -m 0755 target/release/consumer /out/consumer
+# ---- end of builder ---------------------------------------------------------------------------
+
+# ---- runtime base: what the binaries load at run time (ldd: libz, libgcc_s, libc, libm) -------
+# ca-certificates: TLS to the Random User API / registry (rustls reads the system roots).
+FROM debian:${DEBIAN_RUNTIME} AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates zlib1g libgcc-s1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 app \
+ && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
+USER 10001:10001
+
+# ---- consumer: long-running Kafka -> Cassandra writer; /healthz and /metrics on :9400 ----------
+FROM runtime AS consumer
+COPY --from=builder /out/consumer /usr/local/bin/consumer
+EXPOSE 9400
+# No shell or curl in this image: `consumer --healthcheck` GETs /healthz on CONSUMER_HTTP_ADDR.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=6 \
+  CMD ["/usr/local/bin/consumer", "--healthcheck"]
+ENTRYPOINT ["/usr/local/bin/consumer"]
+
+# ---- producer: one run per container (Random User API -> Kafka) --------------------------------
+FROM runtime AS producer
+COPY --from=builder /out/producer /usr/local/bin/producer
+ENTRYPOINT ["/usr/local/bin/producer"]
