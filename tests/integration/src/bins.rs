@@ -63,8 +63,7 @@ impl Output {
             .stdout
             .lines()
             .chain(self.stderr.lines())
-            .filter(|l| l.contains("summary:"))
-            .last()
+            .rfind(|l| l.contains("summary:"))
             .unwrap_or_else(|| panic!("no summary line in output:\n{self}"));
         line.split_whitespace()
             .find_map(|kv| kv.strip_prefix(&format!("{key}=")))

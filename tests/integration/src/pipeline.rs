@@ -106,15 +106,20 @@ impl Lane {
 
     pub async fn count(&self, services: &Services) -> i64 {
         let session = services.cassandra_session().await;
-        let count = session
+        // Before the consumer created the table there is nothing to count.
+        let Ok(result) = session
             .query_unpaged(
                 format!("SELECT COUNT(*) FROM {}.created_users", self.keyspace),
                 (),
             )
-            .await;
-        match count.map(|r| r.into_rows_result()) {
-            Ok(Ok(rows)) => rows.single_row::<(i64,)>().map(|r| r.0).unwrap_or(0),
-            _ => 0,
-        }
+            .await
+        else {
+            return 0;
+        };
+        result
+            .into_rows_result()
+            .ok()
+            .and_then(|rows| rows.single_row::<(i64,)>().ok())
+            .map_or(0, |r| r.0)
     }
 }

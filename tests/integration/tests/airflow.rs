@@ -16,8 +16,9 @@ use tokio::process::Command;
 const LIMIT: Duration = Duration::from_secs(600);
 
 fn airflow(home: &PathBuf, s: &Services, args: &[&str]) -> Command {
-    let bin = std::env::var("AIRFLOW_BIN")
-        .expect("AIRFLOW_BIN is not set: run `tests/stack airflow-venv` and `eval \"$(tests/stack env)\"`");
+    let bin = std::env::var("AIRFLOW_BIN").expect(
+        "AIRFLOW_BIN is not set: run `tests/stack airflow-venv` and `eval \"$(tests/stack env)\"`",
+    );
     let mut cmd = Command::new(bin);
     cmd.args(args)
         .env("AIRFLOW_HOME", home)
@@ -57,25 +58,59 @@ async fn the_dag_imports_runs_the_producer_and_fails_when_the_registry_is_down()
     // A triggered run: producer -> Kafka, then the consumer -> Cassandra.
     let api = FakeApi::start().await;
     let lane = Lane::new("airflow");
-    let mut cmd = airflow(&home, &s, &["dags", "test", "random_user_to_kafka", "-c", r#"{"count": 250, "batch_size": 100}"#]);
-    cmd.env("RANDOMUSER_API_URL", api.url()).env("KAFKA_TOPIC", &lane.topic);
+    let mut cmd = airflow(
+        &home,
+        &s,
+        &[
+            "dags",
+            "test",
+            "random_user_to_kafka",
+            "-c",
+            r#"{"count": 250, "batch_size": 100}"#,
+        ],
+    );
+    cmd.env("RANDOMUSER_API_URL", api.url())
+        .env("KAFKA_TOPIC", &lane.topic);
     let out = run(cmd).await;
     assert!(out.success, "{out}");
     let log = format!("{}{}", out.stdout, out.stderr);
-    assert!(log.contains("published=250"), "the producer's summary is in the task log: {out}");
-    assert_eq!(api.requests(), 3, "batch_size 100 from the trigger form reached the producer");
+    assert!(
+        log.contains("published=250"),
+        "the producer's summary is in the task log: {out}"
+    );
+    assert_eq!(
+        api.requests(),
+        3,
+        "batch_size 100 from the trigger form reached the producer"
+    );
     lane.consume(&s, &[]).await;
     assert_eq!(lane.count(&s).await, 250);
 
     // The same DAG with the registry unreachable: the task, and so the run, fails.
-    let mut cmd = airflow(&home, &s, &["dags", "test", "random_user_to_kafka", "-c", r#"{"count": 10}"#]);
+    let mut cmd = airflow(
+        &home,
+        &s,
+        &[
+            "dags",
+            "test",
+            "random_user_to_kafka",
+            "-c",
+            r#"{"count": 10}"#,
+        ],
+    );
     cmd.env("RANDOMUSER_API_URL", api.url())
         .env("KAFKA_TOPIC", unique("airflow_noreg"))
         .env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:9/apis/ccompat/v7")
         .env("SCHEMA_REGISTRY_CONNECT_TIMEOUT", "2s");
     let out = run(cmd).await;
     let log = format!("{}{}", out.stdout, out.stderr);
-    assert!(!out.success, "a failed producer must fail the DAG run: {out}");
-    assert!(log.contains("schema registry at http://127.0.0.1:9/apis/ccompat/v7"), "{out}");
+    assert!(
+        !out.success,
+        "a failed producer must fail the DAG run: {out}"
+    );
+    assert!(
+        log.contains("schema registry at http://127.0.0.1:9/apis/ccompat/v7"),
+        "{out}"
+    );
     let _ = std::fs::remove_dir_all(&home);
 }

@@ -15,7 +15,17 @@ async fn cassandra_stopping_mid_run_delays_rows_but_loses_none() {
     lane.publish(&s, 4000).await;
 
     let mut child = lane
-        .consumer(&s, &["--max-in-flight", "2", "--exit-when-idle", "10s", "--write-timeout", "2s"])
+        .consumer(
+            &s,
+            &[
+                "--max-in-flight",
+                "2",
+                "--exit-when-idle",
+                "10s",
+                "--write-timeout",
+                "2s",
+            ],
+        )
         .spawn()
         .expect("spawn consumer");
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -25,12 +35,18 @@ async fn cassandra_stopping_mid_run_delays_rows_but_loses_none() {
     }
     stack(&["stop", "cassandra"]);
     tokio::time::sleep(Duration::from_secs(8)).await;
-    assert!(child.try_wait().expect("poll child").is_none(), "consumer must wait for Cassandra, not exit");
+    assert!(
+        child.try_wait().expect("poll child").is_none(),
+        "consumer must wait for Cassandra, not exit"
+    );
     stack(&["start", "cassandra"]);
 
     let out = bins::finish(child, LIMIT).await;
     assert!(out.success, "{out}");
-    assert!(out.summary("retried") > 0, "writes were retried during the outage: {out}");
+    assert!(
+        out.summary("retried") > 0,
+        "writes were retried during the outage: {out}"
+    );
     assert_eq!(out.summary("written"), 4000, "{out}");
     assert_eq!(lane.count(&s).await, 4000);
 }
