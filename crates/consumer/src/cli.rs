@@ -88,7 +88,7 @@ pub struct Args {
 
     /// Check /healthz of a consumer running on --http-addr and exit 0 if it is ready (for
     /// container healthchecks: the runtime image has no curl).
-    #[arg(long)]
+    #[arg(long, env = "CONSUMER_HEALTHCHECK")]
     pub healthcheck: bool,
 
     /// Time between progress lines.
@@ -107,5 +107,19 @@ mod tests {
     #[test]
     fn flags_are_consistent() {
         super::Args::command().debug_assert();
+    }
+
+    #[test]
+    fn readme_documents_every_env_var() {
+        let readme = include_str!("../../../README.md");
+        for arg in super::Args::command().get_arguments() {
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                assert!(
+                    readme.contains(&format!("`{env}`")),
+                    "README.md does not document {env}"
+                );
+            }
+        }
     }
 }

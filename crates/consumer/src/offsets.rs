@@ -22,7 +22,14 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn begin(&mut self, partition: i32, offset: i64) {
-        let p = self.partitions.entry(partition).or_default();
+        // The first offset seen is where this consumer started: nothing to report until past it.
+        let p = self
+            .partitions
+            .entry(partition)
+            .or_insert_with(|| Partition {
+                stored: offset,
+                ..Partition::default()
+            });
         p.in_flight.insert(offset);
         p.next = p.next.max(offset + 1);
     }

@@ -94,4 +94,18 @@ mod tests {
     fn flags_are_consistent() {
         super::Args::command().debug_assert();
     }
+
+    #[test]
+    fn readme_documents_every_env_var() {
+        let readme = include_str!("../../../README.md");
+        for arg in super::Args::command().get_arguments() {
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                assert!(
+                    readme.contains(&format!("`{env}`")),
+                    "README.md does not document {env}"
+                );
+            }
+        }
+    }
 }

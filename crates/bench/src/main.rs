@@ -1,0 +1,56 @@
+//! `cargo run --release -p bench -- producer|consumer`: measures a pipeline
+//! stage and, in the same run, the bare client loop underneath it (the
+//! machine's own limit), then prints both and their ratio.
+//!
+//! Needs the real services (`tests/stack up`, `eval "$(tests/stack env)"`).
+
+mod consumer_bench;
+mod producer_bench;
+mod users;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench",
+    about = "Pipeline throughput next to the bare client loops"
+)]
+struct Cli {
+    #[command(subcommand)]
+    stage: Stage,
+}
+
+#[derive(Debug, Subcommand)]
+enum Stage {
+    /// JSON page parse -> Avro (registry) -> Kafka, vs rdkafka publishing the same pre-encoded bytes.
+    Producer(producer_bench::Args),
+    /// Kafka -> decode -> transform -> Cassandra, vs a bare scylla loop inserting the same rows.
+    Consumer(consumer_bench::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().stage {
+        Stage::Producer(args) => producer_bench::run(args).await,
+        Stage::Consumer(args) => consumer_bench::run(args).await,
+    }
+}
+
+/// Resident set size of this process, from /proc (Linux).
+pub fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+pub fn report(what: &str, pipeline: f64, bare: f64, unit: &str) {
+    println!("{what}: pipeline {pipeline:>9.0} {unit}");
+    println!("{what}: bare     {bare:>9.0} {unit}");
+    println!("{what}: ratio    {:>9.2} (target >= 0.80)", pipeline / bare);
+}

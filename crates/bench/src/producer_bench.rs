@@ -1,0 +1,134 @@
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+use common::kafka::KafkaArgs;
+use common::registry::RegistryArgs;
+use domain::ApiPage;
+use producer::publish::Publisher;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Users to publish in each of the two runs.
+    #[arg(long, env = "BENCH_RECORDS", default_value_t = 200_000)]
+    records: usize,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+}
+
+fn producer(kafka: &KafkaArgs) -> Result<FutureProducer> {
+    // The producer binary's settings (crates/producer/src/run.rs).
+    Ok(kafka
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "20")
+        .create()?)
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let pages = crate::users::pages(args.records, 5000);
+    println!(
+        "producer bench: {} users in {} pages, rss {:.0} MiB",
+        args.records,
+        pages.len(),
+        crate::rss_mib()
+    );
+    let stamp = uuid::Uuid::new_v4().simple().to_string();
+    let full_topic = format!("bench_full_{}", &stamp[..8]);
+    let bare_topic = format!("bench_bare_{}", &stamp[..8]);
+    args.kafka
+        .ensure_topics(&[&full_topic, &bare_topic])
+        .await?;
+
+    // Full path: parse each page, encode each user through the registry, publish.
+    let mut publisher = Publisher::new(
+        producer(&args.kafka)?,
+        args.registry.settings()?,
+        &args.registry.url,
+        &full_topic,
+    );
+    publisher.register_schema(Duration::from_secs(30)).await?;
+    let started = Instant::now();
+    for body in &pages {
+        for user in ApiPage::parse(body)?.users {
+            publisher.publish(&user).await?;
+        }
+    }
+    let delivered = publisher.finish(Duration::from_secs(120)).await?;
+    let full = delivered.delivered as f64 / started.elapsed().as_secs_f64();
+    ensure!(
+        delivered.delivered as usize == args.records && delivered.failed == 0,
+        "full run lost records: {delivered:?}"
+    );
+    println!(
+        "producer bench: full path done, rss {:.0} MiB",
+        crate::rss_mib()
+    );
+
+    // Bare: the same records, already framed, straight into rdkafka.
+    let encoder = Publisher::new(
+        producer(&args.kafka)?,
+        args.registry.settings()?,
+        &args.registry.url,
+        &bare_topic,
+    );
+    let schema_id = encoder.register_schema(Duration::from_secs(30)).await?;
+    let mut framed = Vec::with_capacity(args.records);
+    for body in &pages {
+        for user in ApiPage::parse(body)?.users {
+            let mut bytes = vec![0u8];
+            bytes.extend_from_slice(&schema_id.to_be_bytes());
+            bytes.extend(domain::avro::to_datum(&user)?);
+            framed.push((user.login.uuid.into_bytes(), bytes));
+        }
+    }
+    let bare = bare_publish(&producer(&args.kafka)?, &bare_topic, &framed).await?;
+    crate::report("producer users/s", full, bare, "users/s");
+    println!(
+        "producer bench: rss {:.0} MiB (holds {} pre-encoded records for the bare run)",
+        crate::rss_mib(),
+        framed.len()
+    );
+    Ok(())
+}
+
+/// rdkafka alone: enqueue every record, wait for room when the queue is full,
+/// then await every delivery report. Returns records/s.
+async fn bare_publish(
+    producer: &FutureProducer,
+    topic: &str,
+    records: &[(Vec<u8>, Vec<u8>)],
+) -> Result<f64> {
+    let started = Instant::now();
+    let mut reports = Vec::with_capacity(records.len());
+    for (key, payload) in records {
+        loop {
+            match producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
+                Ok(report) => {
+                    reports.push(report);
+                    break;
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+    let delivered = futures::future::join_all(reports)
+        .await
+        .into_iter()
+        .filter(|r| matches!(r, Ok(Ok(_))))
+        .count();
+    ensure!(
+        delivered == records.len(),
+        "bare run lost records: {delivered} of {}",
+        records.len()
+    );
+    Ok(delivered as f64 / started.elapsed().as_secs_f64())
+}
