@@ -2,6 +2,7 @@
 //! shutdown signals, retry with backoff, Kafka and Schema Registry set-up.
 
 pub mod backoff;
+pub mod cli;
 pub mod kafka;
 pub mod logging;
 pub mod registry;

@@ -79,6 +79,7 @@ pub struct Args {
     pub retry_max_backoff: Duration,
 
     /// Exit 0 after this long with no new record and nothing in flight (batch runs, tests).
+    /// Counted from the first partition assignment, so a slow group join is not idleness.
     #[arg(long, env = "CONSUMER_EXIT_WHEN_IDLE", value_parser = humantime::parse_duration)]
     pub exit_when_idle: Option<Duration>,
 
@@ -105,21 +106,7 @@ mod tests {
     use clap::CommandFactory;
 
     #[test]
-    fn flags_are_consistent() {
-        super::Args::command().debug_assert();
-    }
-
-    #[test]
-    fn readme_documents_every_env_var() {
-        let readme = include_str!("../../../README.md");
-        for arg in super::Args::command().get_arguments() {
-            if let Some(env) = arg.get_env() {
-                let env = env.to_string_lossy();
-                assert!(
-                    readme.contains(&format!("`{env}`")),
-                    "README.md does not document {env}"
-                );
-            }
-        }
+    fn flags_are_consistent_and_documented_in_the_readme() {
+        common::cli::assert_documented(super::Args::command(), include_str!("../../../README.md"));
     }
 }

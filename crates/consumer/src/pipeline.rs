@@ -398,16 +398,13 @@ async fn watch_dependencies(shared: Arc<Shared>) {
 fn lag(consumer: &KafkaConsumer, topic: &str) -> KafkaResult<i64> {
     // Answers even with nothing assigned, so readiness also means "broker reachable".
     consumer.fetch_metadata(Some(topic), Duration::from_secs(2))?;
-    let positions = consumer.position()?;
     let mut total = 0;
-    for element in positions.elements() {
-        let (_, high) =
-            consumer.fetch_watermarks(topic, element.partition(), Duration::from_secs(2))?;
+    for element in consumer.position()?.elements() {
+        // A partition we have not read from yet has no position: it does not count yet.
         if let Offset::Offset(position) = element.offset() {
+            let (_, high) =
+                consumer.fetch_watermarks(topic, element.partition(), Duration::from_secs(2))?;
             total += (high - position).max(0);
-        } else {
-            let (low, _) = (0, 0);
-            total += high - low;
         }
     }
     Ok(total)

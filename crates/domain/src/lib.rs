@@ -11,6 +11,9 @@ pub mod row;
 pub mod transform;
 pub mod user;
 
+#[cfg(test)]
+mod fixtures;
+
 pub use api::{ApiPage, PageError, RawUser, Rejected};
 pub use row::UserRow;
 pub use transform::{to_row, TransformError};

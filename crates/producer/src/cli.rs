@@ -91,21 +91,7 @@ mod tests {
     use clap::CommandFactory;
 
     #[test]
-    fn flags_are_consistent() {
-        super::Args::command().debug_assert();
-    }
-
-    #[test]
-    fn readme_documents_every_env_var() {
-        let readme = include_str!("../../../README.md");
-        for arg in super::Args::command().get_arguments() {
-            if let Some(env) = arg.get_env() {
-                let env = env.to_string_lossy();
-                assert!(
-                    readme.contains(&format!("`{env}`")),
-                    "README.md does not document {env}"
-                );
-            }
-        }
+    fn flags_are_consistent_and_documented_in_the_readme() {
+        common::cli::assert_documented(super::Args::command(), include_str!("../../../README.md"));
     }
 }

@@ -93,13 +93,17 @@ pub async fn run(
             signal = &mut stop => { failure = Some(format!("interrupted by {signal}")); break; }
             fetched = source.fetch(size, page) => fetched,
         };
-        let api_page = match fetched {
+        let mut api_page = match fetched {
             Ok(p) => p,
             Err(e) => {
                 failure = Some(format!("{e:#}"));
                 break;
             }
         };
+        // The API answers with what was asked; should it send more, --count still holds.
+        api_page
+            .users
+            .truncate((size as usize).saturating_sub(api_page.rejected.len()));
         summary.fetched += (api_page.users.len() + api_page.rejected.len()) as u64;
         for r in &api_page.rejected {
             tracing::warn!(

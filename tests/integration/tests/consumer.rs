@@ -215,7 +215,7 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_stream_moves_on() {
 }
 
 #[tokio::test]
-async fn health_and_metrics_endpoints_report_the_run() {
+async fn health_and_metrics_report_the_run_and_sigterm_stops_it_cleanly() {
     let s = Services::from_env();
     let lane = Lane::new("health");
     lane.publish(&s, 20).await;
@@ -224,7 +224,7 @@ async fn health_and_metrics_endpoints_report_the_run() {
         l.local_addr().expect("addr").port()
     };
     let addr = format!("127.0.0.1:{port}");
-    let mut cmd = lane.consumer(&s, &["--exit-when-idle", "8s"]);
+    let mut cmd = lane.consumer(&s, &[]);
     cmd.args(["--http-addr", &addr]);
     let child = cmd.spawn().expect("spawn");
 
@@ -261,8 +261,17 @@ async fn health_and_metrics_endpoints_report_the_run() {
         "--healthcheck passes against a ready consumer"
     );
 
+    // SIGTERM (what Compose sends): finish, commit, exit 0.
+    let pid = child.id().expect("pid").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
     let out = bins::finish(child, LIMIT).await;
     assert!(out.success, "{out}");
+    assert!(out.stderr.contains("SIGTERM received"), "{out}");
+    assert_eq!(out.summary("written"), 20);
     let mut check = bins::command("consumer", &s);
     check.args(["--healthcheck", "--http-addr", &addr]);
     assert!(

@@ -12,14 +12,14 @@ use integration::Services;
 async fn cassandra_stopping_mid_run_delays_rows_but_loses_none() {
     let s = Services::from_env();
     let lane = Lane::new("outage");
-    lane.publish(&s, 4000).await;
+    lane.publish(&s, 10_000).await;
 
     let mut child = lane
         .consumer(
             &s,
             &[
                 "--max-in-flight",
-                "2",
+                "1",
                 "--exit-when-idle",
                 "10s",
                 "--write-timeout",
@@ -47,6 +47,6 @@ async fn cassandra_stopping_mid_run_delays_rows_but_loses_none() {
         out.summary("retried") > 0,
         "writes were retried during the outage: {out}"
     );
-    assert_eq!(out.summary("written"), 4000, "{out}");
-    assert_eq!(lane.count(&s).await, 4000);
+    assert_eq!(out.summary("written"), 10_000, "{out}");
+    assert_eq!(lane.count(&s).await, 10_000);
 }

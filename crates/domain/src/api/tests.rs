@@ -1,18 +1,6 @@
 use super::*;
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../tests/fixtures/randomuser/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    std::fs::read(&path).unwrap_or_else(|e| panic!("read {path}: {e}"))
-}
-
-fn quirks() -> Vec<User> {
-    let page = ApiPage::parse(&fixture("quirks.json")).expect("quirks page parses");
-    assert!(page.rejected.is_empty(), "{:?}", page.rejected);
-    page.users
-}
+use crate::fixtures::{quirk_users as quirks, read as fixture};
 
 fn by_nat(users: &[User], nat: &str) -> User {
     users.iter().find(|u| u.nat == nat).cloned().expect(nat)

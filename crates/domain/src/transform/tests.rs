@@ -1,14 +1,7 @@
 use super::*;
-use crate::api::ApiPage;
 
 fn users() -> Vec<User> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/fixtures/randomuser/quirks.json"
-    );
-    ApiPage::parse(&std::fs::read(path).expect("fixture"))
-        .expect("parses")
-        .users
+    crate::fixtures::quirk_users()
 }
 
 fn row(nat: &str) -> UserRow {
