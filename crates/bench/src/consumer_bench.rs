@@ -43,12 +43,16 @@ pub async fn run(args: Args) -> Result<()> {
         .collect::<Result<Vec<_>, _>>()?
         .concat();
     load(&args, &topic, &users).await?;
+    decode_cost(&args, &topic).await?;
     println!(
         "consumer bench: {} records on {topic}, rss {:.0} MiB",
         users.len(),
         crate::rss_mib()
     );
 
+    // Cassandra's JIT and memtables warm up on the first writes: keep that out of both figures.
+    let warm = users.len().min(20_000);
+    bare_inserts(&args, &format!("bench_warm_{stamp}"), &users[..warm]).await?;
     let pipeline = consume(&args, &topic, &format!("bench_{stamp}")).await?;
     let bare = bare_inserts(&args, &format!("bench_bare_{stamp}"), &users).await?;
     crate::report("consumer rows/s", pipeline, bare, "rows/s");
@@ -181,4 +185,38 @@ async fn bare_inserts(args: &Args, keyspace: &str, users: &[domain::User]) -> Re
         elapsed.as_secs_f64()
     );
     Ok(rows.len() as f64 / elapsed.as_secs_f64())
+}
+
+/// The consumer's per-record CPU work alone: registry-framed bytes -> row.
+async fn decode_cost(args: &Args, topic: &str) -> Result<()> {
+    let records = 50_000;
+    let messages = {
+        let consumer: rdkafka::consumer::BaseConsumer = args
+            .kafka
+            .client_config()
+            .set("group.id", format!("{topic}_probe"))
+            .set("auto.offset.reset", "earliest")
+            .create()?;
+        rdkafka::consumer::Consumer::subscribe(&consumer, &[topic])?;
+        let mut out = Vec::new();
+        while out.len() < records {
+            if let Some(m) = consumer.poll(Duration::from_secs(5)) {
+                out.push(rdkafka::Message::payload(&m?).unwrap_or_default().to_vec());
+            }
+        }
+        out
+    };
+    let decoder = consumer::decode::Decoder::new(args.registry.settings()?);
+    let started = Instant::now();
+    for payload in &messages {
+        decoder
+            .to_row(Some(payload), 0)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    println!(
+        "consumer bench: decode + transform alone: {:.0} rows/s",
+        records as f64 / started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }

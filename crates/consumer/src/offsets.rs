@@ -13,6 +13,8 @@ struct Partition {
     next: i64,
     /// Last offset reported as committable.
     stored: i64,
+    /// `stored` moved since the last [`Tracker::take_moved`].
+    moved: bool,
 }
 
 #[derive(Debug, Default)]
@@ -44,8 +46,21 @@ impl Tracker {
         let committable = p.in_flight.first().copied().unwrap_or(p.next);
         (committable > p.stored).then(|| {
             p.stored = committable;
+            p.moved = true;
             committable
         })
+    }
+
+    /// Partitions whose committable offset moved since the last call, with
+    /// that offset; for storing them in one call to the Kafka client.
+    pub fn take_moved(&mut self) -> Vec<(i32, i64)> {
+        let mut moved = Vec::new();
+        for (partition, p) in &mut self.partitions {
+            if std::mem::take(&mut p.moved) {
+                moved.push((*partition, p.stored));
+            }
+        }
+        moved
     }
 
     pub fn in_flight(&self) -> usize {
@@ -89,6 +104,10 @@ impl SharedTracker {
 
     pub fn in_flight(&self) -> usize {
         self.lock().in_flight()
+    }
+
+    pub fn take_moved(&self) -> Vec<(i32, i64)> {
+        self.lock().take_moved()
     }
 
     pub fn forget(&self, partitions: &[i32]) {
@@ -142,6 +161,18 @@ mod tests {
             "all done: resume after the highest"
         );
         assert_eq!(t.in_flight(), 0);
+    }
+
+    #[test]
+    fn moved_offsets_are_reported_once() {
+        let mut t = Tracker::default();
+        t.begin(0, 1);
+        t.begin(1, 9);
+        t.finish(0, 1);
+        assert_eq!(t.take_moved(), vec![(0, 2)]);
+        assert_eq!(t.take_moved(), vec![]);
+        t.finish(1, 9);
+        assert_eq!(t.take_moved(), vec![(1, 10)]);
     }
 
     #[test]

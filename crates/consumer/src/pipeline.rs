@@ -85,6 +85,7 @@ impl ConsumerContext for PipelineContext {
                 );
             }
         }
+        store_offsets(consumer, &self.tracker);
         commit(consumer, "revoke");
         self.tracker.forget(&partitions);
         tracing::info!(?partitions, "partitions revoked");
@@ -105,6 +106,30 @@ impl ConsumerContext for PipelineContext {
                 tracing::warn!("offset commit failed (will be retried with the next one): {e}")
             }
         }
+    }
+}
+
+/// Hands the offsets that moved to the Kafka client, which commits them with
+/// its next (auto or explicit) commit. Batched per tick rather than per row.
+fn store_offsets<C: Consumer<PipelineContext>>(consumer: &C, tracker: &SharedTracker) {
+    let moved = tracker.take_moved();
+    if moved.is_empty() {
+        return;
+    }
+    let Some(topic) = consumer
+        .subscription()
+        .ok()
+        .and_then(|s| s.elements().first().map(|e| e.topic().to_string()))
+    else {
+        return;
+    };
+    let mut tpl = TopicPartitionList::new();
+    for (partition, offset) in moved {
+        let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(offset));
+    }
+    if let Err(e) = consumer.store_offsets(&tpl) {
+        // A partition was revoked meanwhile; its next owner re-reads those rows.
+        tracing::debug!("offsets not stored: {e}");
     }
 }
 
@@ -228,6 +253,7 @@ pub async fn run(
             }
             _ = shared.finished.notified(), if full && !paused => {}
             _ = tick.tick() => {
+                store_offsets(consumer.as_ref(), &tracker);
                 let in_flight = tracker.in_flight();
                 // Full and nothing finishing: Cassandra is slow or gone. Pause
                 // fetching so polling can go on without taking more records.
@@ -260,6 +286,7 @@ pub async fn run(
             "rows still in flight at exit; they will be re-delivered on restart"
         );
     }
+    store_offsets(consumer.as_ref(), &tracker);
     commit(consumer.as_ref(), "exit");
     consumer.context().closing.store(true, Relaxed);
     watcher.abort();
@@ -327,19 +354,9 @@ async fn process(shared: Arc<Shared>, message: OwnedMessage) {
             }
         },
     }
-    let committable = shared.tracker.finish(partition, offset);
+    shared.tracker.finish(partition, offset);
     *shared.finished_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     shared.finished.notify_one();
-    if let Some(next) = committable {
-        let mut tpl = TopicPartitionList::new();
-        let stored = tpl
-            .add_partition_offset(&shared.topic, partition, Offset::Offset(next))
-            .and_then(|_| shared.consumer.store_offsets(&tpl));
-        if let Err(e) = stored {
-            // The partition was revoked meanwhile; its next owner re-reads this row.
-            tracing::debug!(partition, offset = next, "offset not stored: {e}");
-        }
-    }
 }
 
 /// Pauses or resumes every assigned partition. Returns whether it took effect.

@@ -10,6 +10,7 @@
 //! - the body may be `{"results": []}` or `{"error": "..."}` even with HTTP 200.
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::user::{
@@ -52,7 +53,7 @@ impl ApiPage {
     /// Parses a response body. Records that fail to parse are returned in
     /// `rejected`; the page only fails as a whole when nothing in it is usable.
     pub fn parse(body: &[u8]) -> Result<ApiPage, PageError> {
-        let envelope: Envelope = serde_json::from_slice(body).map_err(|e| {
+        let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(|e| {
             PageError::Malformed(format!("{e} (body starts with {:?})", head(body)))
         })?;
         if let Some(error) = envelope.error {
@@ -68,18 +69,16 @@ impl ApiPage {
         let mut users = Vec::with_capacity(results.len());
         let mut rejected = Vec::new();
         for (index, record) in results.into_iter().enumerate() {
-            let uuid = record
-                .pointer("/login/uuid")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            match RawUser::deserialize(record)
+            // Each record is parsed on its own from its slice of the body, so a
+            // bad one is rejected alone and good ones are parsed only once.
+            match serde_json::from_str::<RawUser>(record.get())
                 .map_err(|e| e.to_string())
                 .and_then(|raw| User::try_from(raw).map_err(|e| e.0))
             {
                 Ok(user) => users.push(user),
                 Err(reason) => rejected.push(Rejected {
                     index,
-                    uuid,
+                    uuid: uuid_of(record.get()),
                     reason,
                 }),
             }
@@ -102,9 +101,16 @@ fn head(body: &[u8]) -> String {
     String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned()
 }
 
+/// `login.uuid` of a rejected record, when it has a readable one.
+fn uuid_of(record: &str) -> Option<String> {
+    let value: Value = serde_json::from_str(record).ok()?;
+    value.pointer("/login/uuid")?.as_str().map(str::to_owned)
+}
+
 #[derive(Deserialize)]
-struct Envelope {
-    results: Option<Vec<Value>>,
+struct Envelope<'a> {
+    #[serde(borrow)]
+    results: Option<Vec<&'a RawValue>>,
     error: Option<String>,
     info: Option<Info>,
 }
@@ -171,12 +177,37 @@ struct RawId {
 }
 
 /// A JSON value the API sends sometimes as a number and sometimes as a string.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 enum Scalar {
     Int(i64),
     Float(f64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A visitor rather than `#[serde(untagged)]`, which buffers every value first.
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number or a string")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar, E> {
+                i64::try_from(v).map(Scalar::Int).map_err(E::custom)
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Text(v.to_owned()))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 impl Scalar {

@@ -88,13 +88,18 @@ impl Publisher {
 
     /// Registers the schema (or finds it registered) and returns its id,
     /// retrying an unreachable registry until `timeout`.
-    pub async fn register_schema(&self, timeout: Duration) -> Result<u32> {
+    pub async fn register_schema(&mut self, timeout: Duration) -> Result<u32> {
         let subject = format!("{}-value", self.topic);
         let deadline = Instant::now() + timeout;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
             match self.encoder.get_schema_and_id(&subject, self.strategy.clone()).await {
-                Ok(schema) => return Ok(schema.id),
+                Ok(schema) => {
+                    // The encoder now caches the registered schema under the subject; a
+                    // strategy without the schema text spares a 5 KB clone per record.
+                    self.strategy = SubjectNameStrategy::TopicNameStrategy(self.topic.clone(), false);
+                    return Ok(schema.id);
+                }
                 Err(e) if e.retriable && Instant::now() < deadline => {
                     tracing::warn!(registry = %self.registry_url, "schema registry not ready, retrying: {}", describe(&e));
                     tokio::time::sleep(backoff.next_delay()).await;

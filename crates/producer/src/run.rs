@@ -6,6 +6,8 @@ use rdkafka::producer::FutureProducer;
 use crate::cli::Args;
 use crate::publish::Publisher;
 use crate::source::ApiSource;
+use domain::ApiPage;
+use tokio::sync::mpsc;
 
 /// What a run did; printed as the last line and used for the exit code.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -73,75 +75,17 @@ pub async fn run(
         .await?;
     tracing::info!(schema_id, subject = %format!("{}-value", args.kafka.topic), "schema registered");
 
-    let source = ApiSource::new(&args)?;
-    let deadline = args.duration.map(|d| started + d);
-    let mut summary = Summary::default();
-    let mut failure: Option<String> = None;
-    let mut last_progress = Instant::now();
-    let publish_start = Instant::now();
-    tokio::pin!(stop);
-
-    let mut page = 0u64;
-    loop {
-        let remaining = args.count.map(|c| c.saturating_sub(summary.fetched));
-        if remaining == Some(0) || deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
-        }
-        page += 1;
-        let size = remaining.map_or(args.batch_size, |r| r.min(args.batch_size as u64) as u32);
-        let fetched = tokio::select! {
-            signal = &mut stop => { failure = Some(format!("interrupted by {signal}")); break; }
-            fetched = source.fetch(size, page) => fetched,
-        };
-        let mut api_page = match fetched {
-            Ok(p) => p,
-            Err(e) => {
-                failure = Some(format!("{e:#}"));
-                break;
-            }
-        };
-        // The API answers with what was asked; should it send more, --count still holds.
-        api_page
-            .users
-            .truncate((size as usize).saturating_sub(api_page.rejected.len()));
-        summary.fetched += (api_page.users.len() + api_page.rejected.len()) as u64;
-        for r in &api_page.rejected {
-            tracing::warn!(
-                page,
-                index = r.index,
-                uuid = r.uuid.as_deref().unwrap_or("?"),
-                "record rejected: {}",
-                r.reason
-            );
-        }
-        summary.rejected += api_page.rejected.len() as u64;
-        for user in &api_page.users {
-            if args.rate > 0.0 {
-                let due = publish_start
-                    + Duration::from_secs_f64(publisher.stats().enqueued as f64 / args.rate);
-                tokio::time::sleep_until(due.into()).await;
-            }
-            if let Err(e) = publisher.publish(user).await {
-                failure = Some(format!("{e:#}"));
-                break;
-            }
-        }
-        if failure.is_some() {
-            break;
-        }
-        if last_progress.elapsed() >= args.progress_interval {
-            last_progress = Instant::now();
-            let s = publisher.stats();
-            tracing::info!(
-                fetched = summary.fetched,
-                published = s.delivered,
-                rejected = summary.rejected,
-                failed = s.failed,
-                users_per_s = (s.delivered as f64 / started.elapsed().as_secs_f64()).round(),
-                "progress"
-            );
-        }
-    }
+    let plan = Plan {
+        count: args.count,
+        deadline: args.duration.map(|d| started + d),
+        batch_size: args.batch_size,
+    };
+    let pages = spawn_fetcher(ApiSource::new(&args)?, plan);
+    let pace = Pace {
+        rate: args.rate,
+        progress_interval: args.progress_interval,
+    };
+    let (mut summary, mut failure) = publish_pages(&mut publisher, pages, pace, stop).await;
 
     let delivered = publisher.finish(args.delivery_timeout).await?;
     summary.published = delivered.delivered;
@@ -157,4 +101,108 @@ pub async fn run(
         None => Ok(summary),
         Some(reason) => Err(RunError { reason, summary }.into()),
     }
+}
+
+/// When to stop fetching.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub count: Option<u64>,
+    pub deadline: Option<Instant>,
+    pub batch_size: u32,
+}
+
+/// A fetched page, or why fetching stopped early.
+pub type Fetched = Result<ApiPage, String>;
+
+/// Fetches (and parses) pages ahead of the publisher, so the API's latency and
+/// the JSON parsing overlap with encoding and sending. The channel holds one
+/// page: memory stays at about two pages however long the run.
+pub fn spawn_fetcher(source: ApiSource, plan: Plan) -> mpsc::Receiver<Fetched> {
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut fetched = 0u64;
+        for page in 1u64.. {
+            let remaining = plan.count.map(|c| c.saturating_sub(fetched));
+            if remaining == Some(0) || plan.deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            let size = remaining.map_or(plan.batch_size, |r| r.min(plan.batch_size as u64) as u32);
+            let result = source.fetch(size, page).await.map_err(|e| format!("{e:#}"));
+            let stop = result.is_err();
+            let result = result.map(|mut p| {
+                // The API answers with what was asked; should it send more, --count still holds.
+                p.users
+                    .truncate((size as usize).saturating_sub(p.rejected.len()));
+                fetched += (p.users.len() + p.rejected.len()) as u64;
+                p
+            });
+            if tx.send(result).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// How fast to publish and how often to say so.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Users per second; 0 for no cap.
+    pub rate: f64,
+    pub progress_interval: Duration,
+}
+
+/// Publishes every user of every page until the pages run out, a page fails,
+/// Kafka refuses a record or `stop` fires. Returns the counts so far and the
+/// reason it stopped early, if it did; deliveries are still to be awaited.
+pub async fn publish_pages(
+    publisher: &mut Publisher,
+    mut pages: mpsc::Receiver<Fetched>,
+    pace: Pace,
+    stop: impl std::future::Future<Output = &'static str>,
+) -> (Summary, Option<String>) {
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let mut last_progress = Instant::now();
+    tokio::pin!(stop);
+    for page in 1u64.. {
+        let next = tokio::select! {
+            signal = &mut stop => return (summary, Some(format!("interrupted by {signal}"))),
+            next = pages.recv() => next,
+        };
+        let api_page = match next {
+            None => break,
+            Some(Err(reason)) => return (summary, Some(reason)),
+            Some(Ok(p)) => p,
+        };
+        summary.fetched += (api_page.users.len() + api_page.rejected.len()) as u64;
+        summary.rejected += api_page.rejected.len() as u64;
+        for r in &api_page.rejected {
+            let uuid = r.uuid.as_deref().unwrap_or("?");
+            tracing::warn!(page, index = r.index, uuid, "record rejected: {}", r.reason);
+        }
+        for user in &api_page.users {
+            if pace.rate > 0.0 {
+                let due = started
+                    + Duration::from_secs_f64(publisher.stats().enqueued as f64 / pace.rate);
+                tokio::time::sleep_until(due.into()).await;
+            }
+            if let Err(e) = publisher.publish(user).await {
+                return (summary, Some(format!("{e:#}")));
+            }
+        }
+        if last_progress.elapsed() >= pace.progress_interval {
+            last_progress = Instant::now();
+            let s = publisher.stats();
+            tracing::info!(
+                fetched = summary.fetched,
+                published = s.delivered,
+                rejected = summary.rejected,
+                failed = s.failed,
+                users_per_s = (s.delivered as f64 / started.elapsed().as_secs_f64()).round(),
+                "progress"
+            );
+        }
+    }
+    (summary, None)
 }

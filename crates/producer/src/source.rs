@@ -127,7 +127,11 @@ impl ApiSource {
                 said()
             )));
         }
-        match ApiPage::parse(&body) {
+        // A 5000-user page takes milliseconds to parse: keep it off the async workers.
+        let parsed = tokio::task::spawn_blocking(move || ApiPage::parse(&body))
+            .await
+            .map_err(|e| Attempt::Fatal(format!("parsing the page panicked: {e}")))?;
+        match parsed {
             Ok(page) => Ok(page),
             // The live API sometimes answers 200 with an error or nothing while overloaded.
             Err(e @ (PageError::Api(_) | PageError::Empty | PageError::Malformed(_))) => {
