@@ -355,3 +355,36 @@ async fn a_registry_that_rejects_the_schema_fails_the_run() {
     );
     assert_eq!(api.requests(), 0);
 }
+
+#[tokio::test]
+async fn duration_streams_until_the_time_is_up_at_the_capped_rate() {
+    let s = Services::from_env();
+    let api = FakeApi::start().await;
+    let topic = unique("stream");
+    let begun = std::time::Instant::now();
+    let out = bins::run(
+        producer(
+            &s,
+            &api,
+            &topic,
+            &["--duration", "3s", "--rate", "100", "--batch-size", "50"],
+        ),
+        LIMIT,
+    )
+    .await;
+    assert!(out.success, "{out}");
+    let published = out.summary("published");
+    assert!(
+        begun.elapsed() >= Duration::from_secs(3),
+        "ran for the whole duration"
+    );
+    // 100/s for ~3 s, plus at most the page fetched just before the deadline.
+    assert!(
+        (250..=400).contains(&published),
+        "published {published} at --rate 100 for 3s: {out}"
+    );
+    assert_eq!(
+        read_topic(&s, &topic, published as usize, Duration::from_secs(20)).len() as u64,
+        published
+    );
+}
