@@ -1,6 +1,6 @@
 use std::io::IsTerminal;
 
-use clap::ValueEnum;
+use clap::{Args, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written to stderr.
@@ -10,6 +10,24 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log shippers.
     Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log format on stderr.
+    #[arg(
+        long = "log-format",
+        env = "LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    pub format: LogFormat,
+}
+
+impl LogArgs {
+    pub fn init(&self) {
+        init(self.format);
+    }
 }
 
 /// Installs the global `tracing` subscriber. `RUST_LOG` overrides the default

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::kafka::KafkaArgs;
-use common::logging::LogFormat;
+use common::logging::LogArgs;
 use common::registry::RegistryArgs;
 
 /// Reads the Avro users the producer publishes, turns each into a row and
@@ -96,9 +96,8 @@ pub struct Args {
     #[arg(long, env = "CONSUMER_PROGRESS_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub progress_interval: Duration,
 
-    /// Log format on stderr.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[cfg(test)]

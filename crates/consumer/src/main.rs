@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
             }
         };
     }
-    common::logging::init(args.log_format);
+    args.log.init();
     let metrics = Arc::new(Metrics::new());
     let listener = match consumer::http::bind(args.http_addr).await {
         Ok(l) => l,

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::kafka::KafkaArgs;
-use common::logging::LogFormat;
+use common::logging::LogArgs;
 use common::registry::RegistryArgs;
 
 /// Pulls users from the Random User API and publishes each one to Kafka as
@@ -81,9 +81,8 @@ pub struct Args {
     #[arg(long, env = "PRODUCER_PROGRESS_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub progress_interval: Duration,
 
-    /// Log format on stderr.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use producer::Args;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    common::logging::init(args.log_format);
+    args.log.init();
     match producer::run(args, common::shutdown::signal_received()).await {
         Ok(summary) => {
             tracing::info!("summary: {summary}");

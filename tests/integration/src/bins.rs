@@ -26,6 +26,13 @@ pub fn path(name: &str) -> PathBuf {
 /// from the caller's pipeline settings.
 pub fn command(name: &str, services: &Services) -> Command {
     let mut cmd = Command::new(path(name));
+    with_services(&mut cmd, services);
+    cmd
+}
+
+/// Sets the service addresses on `cmd` (a binary, or Airflow that runs one),
+/// clears inherited pipeline settings and captures its output.
+pub fn with_services(cmd: &mut Command, services: &Services) {
     for (key, _) in std::env::vars() {
         if key.starts_with("PRODUCER_")
             || key.starts_with("CONSUMER_")
@@ -44,7 +51,6 @@ pub fn command(name: &str, services: &Services) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    cmd
 }
 
 /// What a finished run printed.

@@ -3,7 +3,6 @@
 //! fails when the producer cannot reach the registry.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use integration::api::FakeApi;
@@ -20,19 +19,25 @@ fn airflow(home: &PathBuf, s: &Services, args: &[&str]) -> Command {
         "AIRFLOW_BIN is not set: run `tests/stack airflow-venv` and `eval \"$(tests/stack env)\"`",
     );
     let mut cmd = Command::new(bin);
+    bins::with_services(&mut cmd, s);
     cmd.args(args)
         .env("AIRFLOW_HOME", home)
         .env("AIRFLOW__CORE__DAGS_FOLDER", repo_root().join("dags"))
         .env("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
         .env("AIRFLOW__CORE__PARALLELISM", "2")
-        .env("PRODUCER_BIN", bins::path("producer"))
-        .env("KAFKA_BOOTSTRAP_SERVERS", &s.kafka)
-        .env("SCHEMA_REGISTRY_URL", &s.registry)
-        .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .env("PRODUCER_BIN", bins::path("producer"));
+    cmd
+}
+
+/// `airflow dags test random_user_to_kafka -c <conf>`: one run, tasks in-process.
+fn dag_test(home: &PathBuf, s: &Services, conf: &str, api: &FakeApi, topic: &str) -> Command {
+    let mut cmd = airflow(
+        home,
+        s,
+        &["dags", "test", "random_user_to_kafka", "-c", conf],
+    );
+    cmd.env("RANDOMUSER_API_URL", api.url())
+        .env("KAFKA_TOPIC", topic);
     cmd
 }
 
@@ -58,19 +63,13 @@ async fn the_dag_imports_runs_the_producer_and_fails_when_the_registry_is_down()
     // A triggered run: producer -> Kafka, then the consumer -> Cassandra.
     let api = FakeApi::start().await;
     let lane = Lane::new("airflow");
-    let mut cmd = airflow(
+    let cmd = dag_test(
         &home,
         &s,
-        &[
-            "dags",
-            "test",
-            "random_user_to_kafka",
-            "-c",
-            r#"{"count": 250, "batch_size": 100}"#,
-        ],
+        r#"{"count": 250, "batch_size": 100}"#,
+        &api,
+        &lane.topic,
     );
-    cmd.env("RANDOMUSER_API_URL", api.url())
-        .env("KAFKA_TOPIC", &lane.topic);
     let out = run(cmd).await;
     assert!(out.success, "{out}");
     let log = format!("{}{}", out.stdout, out.stderr);
@@ -87,20 +86,14 @@ async fn the_dag_imports_runs_the_producer_and_fails_when_the_registry_is_down()
     assert_eq!(lane.count(&s).await, 250);
 
     // The same DAG with the registry unreachable: the task, and so the run, fails.
-    let mut cmd = airflow(
+    let mut cmd = dag_test(
         &home,
         &s,
-        &[
-            "dags",
-            "test",
-            "random_user_to_kafka",
-            "-c",
-            r#"{"count": 10}"#,
-        ],
+        r#"{"count": 10}"#,
+        &api,
+        &unique("airflow_noreg"),
     );
-    cmd.env("RANDOMUSER_API_URL", api.url())
-        .env("KAFKA_TOPIC", unique("airflow_noreg"))
-        .env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:9/apis/ccompat/v7")
+    cmd.env("SCHEMA_REGISTRY_URL", "http://127.0.0.1:9/apis/ccompat/v7")
         .env("SCHEMA_REGISTRY_CONNECT_TIMEOUT", "2s");
     let out = run(cmd).await;
     let log = format!("{}{}", out.stdout, out.stderr);
