@@ -25,8 +25,9 @@ COPY crates/domain/Cargo.toml crates/domain/Cargo.toml
 COPY crates/common/Cargo.toml crates/common/Cargo.toml
 COPY crates/producer/Cargo.toml crates/producer/Cargo.toml
 COPY crates/consumer/Cargo.toml crates/consumer/Cargo.toml
+COPY crates/bench/Cargo.toml crates/bench/Cargo.toml
 COPY tests/integration/Cargo.toml tests/integration/Cargo.toml
-RUN for d in crates/domain crates/common crates/producer crates/consumer tests/integration; do \
+RUN for d in crates/domain crates/common crates/producer crates/consumer crates/bench tests/integration; do \
       mkdir -p "$d/src" && : > "$d/src/lib.rs"; \
     done \
  && for b in producer consumer; do echo 'fn main() {}' > "crates/$b/src/main.rs"; done \
