@@ -8,7 +8,6 @@
 # the two copies stay identical, so Docker's layer cache builds them once.
 
 ARG RUST_VERSION=1.95.0
-ARG DEBIAN_RUNTIME=bookworm-slim
 
 # ---- builder (keep identical to docker/airflow.Dockerfile) -----------------------------------
 FROM rust:${RUST_VERSION}-bookworm AS builder
@@ -47,14 +46,23 @@ RUN find crates tests/integration -name '*.rs' -exec touch {} + \
  && install -D -m 0755 target/release/consumer /out/consumer
 # ---- end of builder ---------------------------------------------------------------------------
 
-# ---- runtime base: what the binaries load at run time (ldd: libz, libgcc_s, libc, libm) -------
-# ca-certificates: TLS to the Random User API / registry (rustls reads the system roots).
-FROM debian:${DEBIAN_RUNTIME} AS runtime
-RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates zlib1g libgcc-s1 \
- && rm -rf /var/lib/apt/lists/* \
- && groupadd --system --gid 10001 app \
- && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
+# ---- runtime root: exactly what the binaries load (ldd: libc, libm, libgcc_s; zlib is linked
+# statically), the CA roots for HTTPS to the Random User API, and an unprivileged user. Taken from
+# the builder's own Debian, so the glibc matches the one the binaries were linked against.
+FROM builder AS runtime-root
+RUN mkdir -p /rootfs/lib/x86_64-linux-gnu /rootfs/lib64 /rootfs/etc/ssl/certs /rootfs/tmp \
+ && cp -L /lib/x86_64-linux-gnu/libc.so.6 /lib/x86_64-linux-gnu/libm.so.6 \
+          /lib/x86_64-linux-gnu/libgcc_s.so.1 /rootfs/lib/x86_64-linux-gnu/ \
+ && cp -L /lib64/ld-linux-x86-64.so.2 /rootfs/lib64/ \
+ && cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ \
+ && echo 'app:x:10001:10001:app:/nonexistent:/sbin/nologin' > /rootfs/etc/passwd \
+ && echo 'app:x:10001:' > /rootfs/etc/group \
+ && echo 'hosts: files dns' > /rootfs/etc/nsswitch.conf \
+ && chmod 1777 /rootfs/tmp
+
+# No shell, no package manager: nothing in the image but the above and one binary.
+FROM scratch AS runtime
+COPY --from=runtime-root /rootfs/ /
 USER 10001:10001
 
 # ---- consumer: long-running Kafka -> Cassandra writer; /healthz and /metrics on :9400 ----------

@@ -93,7 +93,19 @@ impl ApiSource {
             .query(&query)
             .send()
             .await
-            .map_err(|e| Attempt::Retry(describe(&self.url, &e), None))?;
+            .map_err(|e| {
+                let cause = root_cause(&e);
+                if cause.contains("certificate") {
+                    // Retrying cannot fix trust; say what would.
+                    Attempt::Fatal(format!(
+                        "the TLS certificate of {} is not trusted: {cause}. Behind a private CA, \
+                         add it to the system store or point SSL_CERT_FILE at a bundle with it.",
+                        self.url
+                    ))
+                } else {
+                    Attempt::Retry(describe(&self.url, &e), None)
+                }
+            })?;
         let status = response.status();
         let retry_after = response
             .headers()
