@@ -43,8 +43,17 @@ def _recv_exact(sock, n):
 
 def _request(sock, stream, opcode, body):
     sock.sendall(struct.pack(">BBhBi", VERSION, 0, stream, opcode, len(body)) + body)
-    version, _flags, _stream, op, length = struct.unpack(">BBhBi", _recv_exact(sock, 9))
+    version, flags, _stream, op, length = struct.unpack(">BBhBi", _recv_exact(sock, 9))
     payload = _recv_exact(sock, length)
+    # Optional prefixes of the body (protocol v4 §2.2): tracing id, then warnings. Cassandra
+    # attaches a warning to e.g. an unbounded COUNT(*); skip it so the body parses.
+    if flags & 0x02:
+        payload = payload[16:]
+    if flags & 0x08:
+        count, p = struct.unpack(">H", payload[:2])[0], 2
+        for _ in range(count):
+            p += 2 + struct.unpack(">H", payload[p:p + 2])[0]
+        payload = payload[p:]
     if op == OP_ERROR:
         code = struct.unpack(">i", payload[:4])[0]
         n = struct.unpack(">H", payload[4:6])[0]
