@@ -19,6 +19,9 @@ pub struct Args {
     /// Records loaded onto the topic, then written by each of the two runs.
     #[arg(long, env = "BENCH_RECORDS", default_value_t = 200_000)]
     records: usize,
+    /// Rounds of (consumer, bare loop), alternated; the figures are their means.
+    #[arg(long, env = "BENCH_ROUNDS", default_value_t = 3)]
+    rounds: usize,
     /// Concurrent writes, for the consumer and the bare loop alike.
     #[arg(long, env = "CONSUMER_MAX_IN_FLIGHT", default_value_t = 256)]
     max_in_flight: usize,
@@ -53,8 +56,23 @@ pub async fn run(args: Args) -> Result<()> {
     // Cassandra's JIT and memtables warm up on the first writes: keep that out of both figures.
     let warm = users.len().min(20_000);
     bare_inserts(&args, &format!("bench_warm_{stamp}"), &users[..warm]).await?;
-    let pipeline = consume(&args, &topic, &format!("bench_{stamp}")).await?;
-    let bare = bare_inserts(&args, &format!("bench_bare_{stamp}"), &users).await?;
+    // Cassandra's speed drifts (flushes, compaction, GC): alternate the two, average the rounds.
+    let (mut pipeline, mut bare) = (0.0, 0.0);
+    for round in 1..=args.rounds {
+        let p = consume(
+            &args,
+            &topic,
+            &format!("{topic}_writer_{round}"),
+            &format!("bench_{stamp}_{round}"),
+        )
+        .await?;
+        let b = bare_inserts(&args, &format!("bench_bare_{stamp}_{round}"), &users).await?;
+        println!("consumer bench: round {round}: pipeline {p:.0} rows/s, bare {b:.0} rows/s, ratio {:.2}", p / b);
+        (pipeline, bare) = (
+            pipeline + p / args.rounds as f64,
+            bare + b / args.rounds as f64,
+        );
+    }
     crate::report("consumer rows/s", pipeline, bare, "rows/s");
     Ok(())
 }
@@ -83,7 +101,7 @@ async fn load(args: &Args, topic: &str, users: &[domain::User]) -> Result<()> {
 }
 
 /// The real consumer, in-process; rows/s from its first record to its last row.
-async fn consume(args: &Args, topic: &str, keyspace: &str) -> Result<f64> {
+async fn consume(args: &Args, topic: &str, group: &str, keyspace: &str) -> Result<f64> {
     let consumer_args = consumer::Args::parse_from([
         "consumer",
         "--bootstrap-servers",
@@ -97,7 +115,7 @@ async fn consume(args: &Args, topic: &str, keyspace: &str) -> Result<f64> {
         "--dlq-topic",
         &format!("{topic}.dlq"),
         "--group-id",
-        &format!("{topic}_writer"),
+        group,
         "--keyspace",
         keyspace,
         "--max-in-flight",

@@ -11,9 +11,12 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Users to publish in each of the two runs.
+    /// Users to publish in each run.
     #[arg(long, env = "BENCH_RECORDS", default_value_t = 200_000)]
     records: usize,
+    /// Rounds of (full path, bare loop), alternated; the figures are their means.
+    #[arg(long, env = "BENCH_ROUNDS", default_value_t = 3)]
+    rounds: usize,
     #[command(flatten)]
     kafka: KafkaArgs,
     #[command(flatten)]
@@ -39,27 +42,59 @@ pub async fn run(args: Args) -> Result<()> {
         pages.len(),
         crate::rss_mib()
     );
-    let stamp = uuid::Uuid::new_v4().simple().to_string();
-    let full_topic = format!("bench_full_{}", &stamp[..8]);
-    let bare_topic = format!("bench_bare_{}", &stamp[..8]);
-    args.kafka
-        .ensure_topics(&[&full_topic, &bare_topic])
-        .await?;
+    let stamp = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let probe_topic = format!("bench_probe_{stamp}");
+    args.kafka.ensure_topics(&[&probe_topic]).await?;
+    stage_costs(&args, &pages, &probe_topic).await?;
 
-    stage_costs(&args, &pages, &full_topic).await?;
+    // The bare loop's input: the same users, already framed, as the registry would frame them.
+    let mut registrar = Publisher::new(
+        producer(&args.kafka)?,
+        args.registry.settings()?,
+        &args.registry.url,
+        &probe_topic,
+    );
+    let schema_id = registrar.register_schema(Duration::from_secs(30)).await?;
+    let mut framed = Vec::with_capacity(args.records);
+    for body in &pages {
+        for user in ApiPage::parse(body)?.users {
+            let mut bytes = vec![0u8];
+            bytes.extend_from_slice(&schema_id.to_be_bytes());
+            bytes.extend(domain::avro::to_datum(&user)?);
+            framed.push((user.login.uuid.into_bytes(), bytes));
+        }
+    }
 
-    // Full path: parse each page, encode each user through the registry, publish.
+    // The broker's speed drifts (segment rolls, page cache): alternate the two, average the rounds.
+    let (mut full, mut bare) = (0.0, 0.0);
+    for round in 1..=args.rounds {
+        let full_topic = format!("bench_full_{stamp}_{round}");
+        let bare_topic = format!("bench_bare_{stamp}_{round}");
+        args.kafka
+            .ensure_topics(&[&full_topic, &bare_topic])
+            .await?;
+        let f = full_path(&args, &pages, &full_topic).await?;
+        let b = bare_publish(&producer(&args.kafka)?, &bare_topic, &framed).await?;
+        println!("producer bench: round {round}: pipeline {f:.0} users/s, bare {b:.0} users/s, ratio {:.2}, rss {:.0} MiB", f / b, crate::rss_mib());
+        (full, bare) = (full + f / args.rounds as f64, bare + b / args.rounds as f64);
+    }
+    crate::report("producer users/s", full, bare, "users/s");
+    Ok(())
+}
+
+/// The producer's own loop: pages parsed ahead on another thread, each user
+/// encoded through the registry and published here, every delivery awaited.
+async fn full_path(args: &Args, pages: &[Vec<u8>], topic: &str) -> Result<f64> {
     let mut publisher = Publisher::new(
         producer(&args.kafka)?,
         args.registry.settings()?,
         &args.registry.url,
-        &full_topic,
+        topic,
     );
     publisher.register_schema(Duration::from_secs(30)).await?;
-    // The producer's own loop: pages parsed ahead on another thread, published here.
     let started = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let bodies = pages.clone();
+    let bodies = pages.to_vec();
     std::thread::spawn(move || {
         for body in bodies {
             if tx
@@ -77,41 +112,11 @@ pub async fn run(args: Args) -> Result<()> {
     let (_, failure) = publish_pages(&mut publisher, rx, pace, std::future::pending()).await;
     ensure!(failure.is_none(), "full run stopped: {failure:?}");
     let delivered = publisher.finish(Duration::from_secs(120)).await?;
-    let full = delivered.delivered as f64 / started.elapsed().as_secs_f64();
     ensure!(
         delivered.delivered as usize == args.records && delivered.failed == 0,
         "full run lost records: {delivered:?}"
     );
-    println!(
-        "producer bench: full path done, rss {:.0} MiB",
-        crate::rss_mib()
-    );
-
-    // Bare: the same records, already framed, straight into rdkafka.
-    let mut encoder = Publisher::new(
-        producer(&args.kafka)?,
-        args.registry.settings()?,
-        &args.registry.url,
-        &bare_topic,
-    );
-    let schema_id = encoder.register_schema(Duration::from_secs(30)).await?;
-    let mut framed = Vec::with_capacity(args.records);
-    for body in &pages {
-        for user in ApiPage::parse(body)?.users {
-            let mut bytes = vec![0u8];
-            bytes.extend_from_slice(&schema_id.to_be_bytes());
-            bytes.extend(domain::avro::to_datum(&user)?);
-            framed.push((user.login.uuid.into_bytes(), bytes));
-        }
-    }
-    let bare = bare_publish(&producer(&args.kafka)?, &bare_topic, &framed).await?;
-    crate::report("producer users/s", full, bare, "users/s");
-    println!(
-        "producer bench: rss {:.0} MiB (holds {} pre-encoded records for the bare run)",
-        crate::rss_mib(),
-        framed.len()
-    );
-    Ok(())
+    Ok(delivered.delivered as f64 / started.elapsed().as_secs_f64())
 }
 
 /// rdkafka alone: enqueue every record, wait for room when the queue is full,
