@@ -59,6 +59,14 @@ impl Decoder {
         let schema_id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
         let decoded = match self.avro.decode(Some(bytes)).await {
             Ok(d) => d,
+            // The converter retries only 502/503 and caches other failures; any 5xx is the
+            // registry's trouble, not the record's, so clear the cache and retry it too.
+            Err(e) if !e.retriable && is_server_error(&e.error) => {
+                self.avro.remove_errors_from_cache();
+                return Err(DecodeError::Retry(format!(
+                    "schema registry lookup of id {schema_id} failed: {e}"
+                )));
+            }
             Err(e) if e.retriable => {
                 return Err(DecodeError::Retry(format!(
                     "schema registry lookup of id {schema_id} failed: {e}"
@@ -81,5 +89,28 @@ impl Decoder {
             )
         })?;
         domain::to_row(&user, timestamp_ms).map_err(|e| poison("transform", e.to_string()))
+    }
+}
+
+/// Whether the converter's message reports an HTTP 5xx from the registry.
+fn is_server_error(message: &str) -> bool {
+    message
+        .strip_prefix("HTTP request to schema registry failed with status ")
+        .is_some_and(|status| status.starts_with('5'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_server_error;
+
+    #[test]
+    fn registry_5xx_is_retried_but_4xx_is_the_records_fault() {
+        assert!(is_server_error(
+            "HTTP request to schema registry failed with status 500 Internal Server Error"
+        ));
+        assert!(!is_server_error(
+            "HTTP request to schema registry failed with status 404 Not Found"
+        ));
+        assert!(!is_server_error("Could not transform bytes using schema"));
     }
 }
