@@ -16,12 +16,8 @@ use scylla::client::session_builder::SessionBuilder;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Records loaded onto the topic, then written by each of the two runs.
-    #[arg(long, env = "BENCH_RECORDS", default_value_t = 200_000)]
-    records: usize,
-    /// Rounds of (consumer, bare loop), alternated; the figures are their means.
-    #[arg(long, env = "BENCH_ROUNDS", default_value_t = 3)]
-    rounds: usize,
+    #[command(flatten)]
+    work: crate::Workload,
     /// Concurrent writes, for the consumer and the bare loop alike.
     #[arg(long, env = "CONSUMER_MAX_IN_FLIGHT", default_value_t = 256)]
     max_in_flight: usize,
@@ -40,7 +36,7 @@ pub struct Args {
 pub async fn run(args: Args) -> Result<()> {
     let stamp = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let topic = format!("bench_consumer_{stamp}");
-    let users: Vec<domain::User> = crate::users::pages(args.records, 5000)
+    let users: Vec<domain::User> = crate::users::pages(args.work.records, 5000)
         .iter()
         .map(|p| ApiPage::parse(p).map(|p| p.users))
         .collect::<Result<Vec<_>, _>>()?
@@ -58,7 +54,7 @@ pub async fn run(args: Args) -> Result<()> {
     bare_inserts(&args, &format!("bench_warm_{stamp}"), &users[..warm]).await?;
     // Cassandra's speed drifts (flushes, compaction, GC): alternate the two, average the rounds.
     let (mut pipeline, mut bare) = (0.0, 0.0);
-    for round in 1..=args.rounds {
+    for round in 1..=args.work.rounds {
         let p = consume(
             &args,
             &topic,
@@ -69,8 +65,8 @@ pub async fn run(args: Args) -> Result<()> {
         let b = bare_inserts(&args, &format!("bench_bare_{stamp}_{round}"), &users).await?;
         println!("consumer bench: round {round}: pipeline {p:.0} rows/s, bare {b:.0} rows/s, ratio {:.2}", p / b);
         (pipeline, bare) = (
-            pipeline + p / args.rounds as f64,
-            bare + b / args.rounds as f64,
+            pipeline + p / args.work.rounds as f64,
+            bare + b / args.work.rounds as f64,
         );
     }
     crate::report("consumer rows/s", pipeline, bare, "rows/s");
@@ -128,7 +124,7 @@ async fn consume(args: &Args, topic: &str, group: &str, keyspace: &str) -> Resul
         "5s",
     ]);
     let metrics = Arc::new(Metrics::new());
-    let target = args.records as u64;
+    let target = args.work.records as u64;
     let watcher = tokio::spawn({
         let metrics = metrics.clone();
         async move {
@@ -207,7 +203,7 @@ async fn bare_inserts(args: &Args, keyspace: &str, users: &[domain::User]) -> Re
 
 /// The consumer's per-record CPU work alone: registry-framed bytes -> row.
 async fn decode_cost(args: &Args, topic: &str) -> Result<()> {
-    let records = 50_000;
+    let records = args.work.records.min(50_000);
     let messages = {
         let consumer: rdkafka::consumer::BaseConsumer = args
             .kafka

@@ -36,6 +36,17 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
+/// How much each bench does; shared by both stages.
+#[derive(Debug, clap::Args)]
+pub struct Workload {
+    /// Records per run (users published, or rows written).
+    #[arg(long, env = "BENCH_RECORDS", default_value_t = 200_000)]
+    pub records: usize,
+    /// Rounds of (pipeline, bare loop), alternated; the figures are their means.
+    #[arg(long, env = "BENCH_ROUNDS", default_value_t = 3)]
+    pub rounds: usize,
+}
+
 /// Resident set size of this process, from /proc (Linux).
 pub fn rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")

@@ -11,12 +11,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Users to publish in each run.
-    #[arg(long, env = "BENCH_RECORDS", default_value_t = 200_000)]
-    records: usize,
-    /// Rounds of (full path, bare loop), alternated; the figures are their means.
-    #[arg(long, env = "BENCH_ROUNDS", default_value_t = 3)]
-    rounds: usize,
+    #[command(flatten)]
+    work: crate::Workload,
     #[command(flatten)]
     kafka: KafkaArgs,
     #[command(flatten)]
@@ -35,10 +31,10 @@ fn producer(kafka: &KafkaArgs) -> Result<FutureProducer> {
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let pages = crate::users::pages(args.records, 5000);
+    let pages = crate::users::pages(args.work.records, 5000);
     println!(
         "producer bench: {} users in {} pages, rss {:.0} MiB",
-        args.records,
+        args.work.records,
         pages.len(),
         crate::rss_mib()
     );
@@ -55,7 +51,7 @@ pub async fn run(args: Args) -> Result<()> {
         &probe_topic,
     );
     let schema_id = registrar.register_schema(Duration::from_secs(30)).await?;
-    let mut framed = Vec::with_capacity(args.records);
+    let mut framed = Vec::with_capacity(args.work.records);
     for body in &pages {
         for user in ApiPage::parse(body)?.users {
             let mut bytes = vec![0u8];
@@ -67,7 +63,7 @@ pub async fn run(args: Args) -> Result<()> {
 
     // The broker's speed drifts (segment rolls, page cache): alternate the two, average the rounds.
     let (mut full, mut bare) = (0.0, 0.0);
-    for round in 1..=args.rounds {
+    for round in 1..=args.work.rounds {
         let full_topic = format!("bench_full_{stamp}_{round}");
         let bare_topic = format!("bench_bare_{stamp}_{round}");
         args.kafka
@@ -76,7 +72,10 @@ pub async fn run(args: Args) -> Result<()> {
         let f = full_path(&args, &pages, &full_topic).await?;
         let b = bare_publish(&producer(&args.kafka)?, &bare_topic, &framed).await?;
         println!("producer bench: round {round}: pipeline {f:.0} users/s, bare {b:.0} users/s, ratio {:.2}, rss {:.0} MiB", f / b, crate::rss_mib());
-        (full, bare) = (full + f / args.rounds as f64, bare + b / args.rounds as f64);
+        (full, bare) = (
+            full + f / args.work.rounds as f64,
+            bare + b / args.work.rounds as f64,
+        );
     }
     crate::report("producer users/s", full, bare, "users/s");
     Ok(())
@@ -113,7 +112,7 @@ async fn full_path(args: &Args, pages: &[Vec<u8>], topic: &str) -> Result<f64> {
     ensure!(failure.is_none(), "full run stopped: {failure:?}");
     let delivered = publisher.finish(Duration::from_secs(120)).await?;
     ensure!(
-        delivered.delivered as usize == args.records && delivered.failed == 0,
+        delivered.delivered as usize == args.work.records && delivered.failed == 0,
         "full run lost records: {delivered:?}"
     );
     Ok(delivered.delivered as f64 / started.elapsed().as_secs_f64())
