@@ -1,0 +1,1 @@
+"""One module per service of the test bed; each defines a Service subclass (see ../service.py)."""

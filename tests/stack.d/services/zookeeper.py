@@ -1,0 +1,47 @@
+"""ZooKeeper 3.8 (the jar that comes with Kafka, see kafka/pom.xml), for Kafka in ZooKeeper mode."""
+import os
+import socket
+
+import install
+import plumbing
+from service import JvmService
+from services import kafka
+
+
+class ZooKeeper(JvmService):
+    kind = "zookeeper"
+
+    def __init__(self, name="zookeeper", host="127.0.0.1", port=2181, deps=()):
+        super().__init__(name, host, port, deps)
+
+    def installed(self):
+        return kafka.jars_installed()
+
+    def install(self):
+        return kafka.install_jars()
+
+    def command(self):
+        os.makedirs(self.data, exist_ok=True)
+        cfg = plumbing.render("zookeeper/zookeeper.properties", "%s.properties" % self.name, DATA=self.data)
+        return ([install.JAVA] + self.marker() + [
+            "-Xms64m", "-Xmx128m", "-XX:+UseSerialGC", kafka.LOG4J, "-Dzookeeper.jmx.log4j.disable=true",
+            "-cp", kafka.classpath(), "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
+            self.data, kafka.java_env())
+
+    def four_letter_word(self, cmd, timeout=2):
+        with socket.create_connection((self.host, self.port), timeout=timeout) as s:
+            s.sendall(cmd)
+            out = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return out
+                out += chunk
+
+    def probe(self):
+        with socket.create_connection((self.host, self.port), timeout=2) as s:
+            s.sendall(b"ruok")
+            return s.recv(4) == b"imok"
+
+    def env(self):
+        return ["export ZOOKEEPER_CONNECT=%s" % self.address()]
