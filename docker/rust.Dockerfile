@@ -46,14 +46,25 @@ RUN find crates tests/integration -name '*.rs' -exec touch {} + \
  && install -D -m 0755 target/release/consumer /out/consumer
 # ---- end of builder ---------------------------------------------------------------------------
 
-# ---- runtime root: exactly what the binaries load (ldd: libc, libm, libgcc_s; zlib is linked
-# statically), the CA roots for HTTPS to the Random User API, and an unprivileged user. Taken from
-# the builder's own Debian, so the glibc matches the one the binaries were linked against.
+# ---- runtime root: exactly what the binaries load (libc, libm, libgcc_s and the dynamic loader;
+# zlib is linked statically), the CA roots for HTTPS to the Random User API, and an unprivileged
+# user. Taken from the builder's own Debian, so the glibc matches the one the binaries were linked
+# against. The paths come from `ldd` on the binaries themselves, never spelled out here: the
+# loader's path and the multiarch library directory differ per CPU architecture, and this file
+# builds on every platform the rust image exists for (tests/images fails on an architecture
+# literal in docker/).
 FROM builder AS runtime-root
-RUN mkdir -p /rootfs/lib/x86_64-linux-gnu /rootfs/lib64 /rootfs/etc/ssl/certs /rootfs/tmp \
- && cp -L /lib/x86_64-linux-gnu/libc.so.6 /lib/x86_64-linux-gnu/libm.so.6 \
-          /lib/x86_64-linux-gnu/libgcc_s.so.1 /rootfs/lib/x86_64-linux-gnu/ \
- && cp -L /lib64/ld-linux-x86-64.so.2 /rootfs/lib64/ \
+RUN set -eu \
+ && mkdir -p /rootfs/etc/ssl/certs /rootfs/tmp \
+ && ldd /out/producer /out/consumer > /tmp/ldd.txt \
+ && if grep -q 'not found' /tmp/ldd.txt; then cat /tmp/ldd.txt; exit 1; fi \
+ && awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && NF == 2 { print $1 }' /tmp/ldd.txt \
+      | sort -u > /tmp/libs.txt \
+ && test -s /tmp/libs.txt \
+ && while read -r lib; do \
+      mkdir -p "/rootfs$(dirname "$lib")" && cp -L "$lib" "/rootfs$lib"; \
+    done < /tmp/libs.txt \
+ && echo "runtime libraries for $(dpkg --print-architecture):" && cat /tmp/libs.txt \
  && cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ \
  && echo 'app:x:10001:10001:app:/nonexistent:/sbin/nologin' > /rootfs/etc/passwd \
  && echo 'app:x:10001:' > /rootfs/etc/group \

@@ -1,36 +1,65 @@
 #!/usr/bin/env python3
-"""Static checks of docker-compose.yml against the binaries it runs.
+"""Static checks of docker-compose.yml, .env and docker/ against the binaries and the laptop they run on.
 
   python3 tests/compose_check.py [--compose docker-compose.yml] [--producer-bin PATH] [--consumer-bin PATH]
+                                 [--no-self-test]
 
 Binaries: --producer-bin / --consumer-bin, else $PRODUCER_BIN / $CONSUMER_BIN, else
 target/release/<name>, else target/debug/<name> (build them first: cargo build -p producer -p consumer).
 
 Checks, one result line each, then `compose: N passed, M failed` (exit 1 if any failed):
-  config        `docker-compose -f <file> config -q` (or `docker compose`) accepts the file
+  spec          compose-go (the loader `docker compose` v2 uses: the Compose Specification's JSON
+                schema, interpolation from .env, consistency) accepts the file; tests/compose.d/ is
+                built once into .stack/compose-check/ (Go >= 1.21 and the Go module proxy)
+  config        `docker-compose -f <file> config -q` (compose 1.29, or `docker compose`) accepts it
   consumer-env  every variable set on the consumer service is one `consumer --help` lists ([env: NAME])
   producer-env  the same for the Airflow services (their tasks run the producer) and `producer --help`
   readiness     every long-running service has a healthcheck; every depends_on has a condition;
                 every one-shot service is awaited with service_completed_successfully (so that
                 `docker compose up -d --wait` accepts its exit 0)
   builder-stage the builder stage of docker/rust.Dockerfile and docker/airflow.Dockerfile is identical
+  heap          every JVM service (Confluent images, Cassandra) sets its heap explicitly, with -Xmx
+                (MAX_HEAP_SIZE + HEAP_NEWSIZE for Cassandra) at most 75% of its mem_limit
+  memory        every service has a mem_limit; the long-running ones add up to <= 6 GiB
+  light-probes  no healthcheck starts a JVM (kafka-topics, nodetool, cub, java, ...)
+  control-center the broker runs Confluent's metrics reporter (cp-server), and every replication
+                factor / replica count of the broker's, Control Center's and the registry's
+                internal topics is 1 (one broker)
+  airflow-secrets every Airflow service sets AIRFLOW__API__SECRET_KEY, AIRFLOW__API_AUTH__JWT_SECRET
+                and AIRFLOW__API_AUTH__JWT_ISSUER from .env (${AIRFLOW_SECRET_KEY},
+                ${AIRFLOW_JWT_SECRET}, ${AIRFLOW_JWT_ISSUER}, never literals), all to the same
+                values, and .env's AIRFLOW_JWT_SECRET has at least 64 bytes (HS512)
+  consumer-scale the consumer can run as N replicas (`up --scale consumer=3`): no container_name,
+                no hostname, no fixed host port; its metrics port is exposed on the network
+  arch          no architecture-specific literal in docker/ (tests/images.d/arch_literals.py) and
+                no `platform:` pin in the Compose file
+  self-test     each check above (but config and the env checks) FAILS on a deliberately broken copy
+                of the files and passes on an unbroken copy (so that a green run means something)
 
-Needs PyYAML (Debian: apt-get install -y python3-yaml) and docker-compose for `config`
-(Debian: apt-get install -y docker-compose). Otherwise Python 3 standard library only.
+Needs PyYAML (Debian: apt-get install -y python3-yaml), Go >= 1.21 for `spec` (the toolchain that
+tests/compose.d/go.mod names is fetched through the Go module proxy when the local one is older)
+and docker-compose for `config` (Debian: apt-get install -y docker-compose).
 """
 import argparse
+import copy
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 
 try:
     import yaml
 except ImportError:  # pragma: no cover - reported as a failure below
     yaml = None
 
+sys.dont_write_bytecode = True
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "images.d"))
+import arch_literals  # noqa: E402  (shared with tests/images)
 
 # Variables that are not the binaries' own settings: Airflow's configuration and its image's
 # entrypoint (AIRFLOW_*, AIRFLOW__*, _AIRFLOW_*, _PIP_*), the tracing filter every Rust binary
@@ -44,17 +73,55 @@ RUST_DOCKERFILE = "docker/rust.Dockerfile"
 BUILDER_START = "# ---- builder"
 BUILDER_END = "# ---- end of builder"
 
+SPEC_SRC = os.path.join(ROOT, "tests", "compose.d")
+SPEC_BIN = os.path.join(ROOT, ".stack", "compose-check", "compose-spec-check")
+
+GIB = 1024 ** 3
+MEMORY_BUDGET = 6 * GIB       # what the long-running services' mem_limits may add up to
+HEAP_SHARE = 0.75             # a JVM's heap leaves at least a quarter of its limit to the rest
+
+# Heap variable of each JVM image (image name without registry and tag).
+HEAP_VARS = {
+    "confluentinc/cp-zookeeper": ["KAFKA_HEAP_OPTS"],
+    "confluentinc/cp-kafka": ["KAFKA_HEAP_OPTS"],
+    "confluentinc/cp-server": ["KAFKA_HEAP_OPTS"],
+    "confluentinc/cp-enterprise-kafka": ["KAFKA_HEAP_OPTS"],
+    "confluentinc/cp-kafka-connect": ["KAFKA_HEAP_OPTS"],
+    "confluentinc/cp-server-connect": ["KAFKA_HEAP_OPTS"],
+    "confluentinc/cp-schema-registry": ["SCHEMA_REGISTRY_HEAP_OPTS"],
+    "confluentinc/cp-enterprise-control-center": ["CONTROL_CENTER_HEAP_OPTS"],
+    "confluentinc/cp-ksqldb-server": ["KSQL_HEAP_OPTS"],
+    "cassandra": ["MAX_HEAP_SIZE", "HEAP_NEWSIZE"],
+}
+# Images that run a JVM but are missing above: a new one must be added with its heap variable.
+JVM_HINT = re.compile(r"confluentinc/|kafka|zookeeper|cassandra|elasticsearch|opensearch|flink|spark|"
+                      r"openjdk|temurin|eclipse-temurin|java", re.I)
+BROKER_IMAGES = ("confluentinc/cp-server", "confluentinc/cp-kafka", "confluentinc/cp-enterprise-kafka")
+CONTROL_CENTER_IMAGE = "confluentinc/cp-enterprise-control-center"
+METRICS_REPORTER = "io.confluent.metrics.reporter.ConfluentMetricsReporter"
+# Commands that start a JVM (Kafka/Confluent CLI tools, Cassandra's nodetool, Confluent's cub).
+JVM_CLI = re.compile(r"(?<![\w/-])(?:\S*/)?(kafka-[a-z-]+|zookeeper-[a-z-]+|schema-registry-[a-z-]+|"
+                     r"nodetool|cub|java|jcmd|jps|jstat|ksql)(?![\w-])")
+SINGLE_BROKER_RF = re.compile(r"(REPLICATION_FACTOR|_REPLICAS|_REPLICATION)$")
+# Airflow settings that all its components must share, and the .env names they come from.
+AIRFLOW_SECRETS = {
+    "AIRFLOW__API__SECRET_KEY": "AIRFLOW_SECRET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET": "AIRFLOW_JWT_SECRET",
+    "AIRFLOW__API_AUTH__JWT_ISSUER": "AIRFLOW_JWT_ISSUER",
+}
+JWT_SECRET_MIN_BYTES = 64
+
 results = []  # (name, ok, message)
 
 
-def record(name, problems):
+def record(name, problems, info=""):
     results.append((name, not problems, problems))
     if problems:
         print("FAIL %s" % name)
         for p in problems:
             print("     - %s" % p)
     else:
-        print("ok   %s" % name)
+        print("ok   %s%s" % (name, (": " + info) if info else ""))
 
 
 def find_bin(name, explicit):
@@ -211,48 +278,484 @@ def check_config(compose):
     return []
 
 
+# ------------------------------------------------------------------ the Compose Specification
+def spec_checker():
+    """Path of the compose-go checker, built from tests/compose.d/ when missing or stale."""
+    sources = [os.path.join(SPEC_SRC, f) for f in ("main.go", "go.mod", "go.sum")]
+    if os.path.exists(SPEC_BIN) and all(os.path.getmtime(SPEC_BIN) >= os.path.getmtime(f) for f in sources):
+        return SPEC_BIN
+    go = shutil.which("go") or next((g for g in ("/usr/local/go/bin/go", "/usr/lib/go/bin/go")
+                                     if os.access(g, os.X_OK)), None)
+    if not go:
+        raise RuntimeError("no `go` found: the spec check needs Go >= 1.21 (https://go.dev/doc/install, "
+                           "or Debian bookworm-backports golang-1.2x); it fetches compose-go through "
+                           "the Go module proxy")
+    env = dict(os.environ)
+    env.setdefault("GOTOOLCHAIN", "auto")   # an older local Go fetches the one go.mod names
+    env["GOFLAGS"] = "-mod=readonly"
+    os.makedirs(os.path.dirname(SPEC_BIN), exist_ok=True)
+    t0 = time.time()
+    out = subprocess.run([go, "build", "-o", SPEC_BIN + ".tmp", "."], cwd=SPEC_SRC, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                         timeout=900)
+    if out.returncode != 0:
+        raise RuntimeError("building tests/compose.d failed (exit %d): %s"
+                           % (out.returncode, out.stdout.strip()[-1500:]))
+    os.replace(SPEC_BIN + ".tmp", SPEC_BIN)
+    print("     built %s in %.1fs" % (os.path.relpath(SPEC_BIN, ROOT), time.time() - t0))
+    return SPEC_BIN
+
+
+def load_spec(compose):
+    """(project as `docker compose config --format json` prints it, None) or (None, error)."""
+    try:
+        binary = spec_checker()
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+        return None, str(e)
+    out = subprocess.run([binary, compose], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, timeout=120)
+    if out.returncode != 0:
+        return None, out.stderr.strip() or "exit %d" % out.returncode
+    return json.loads(out.stdout), None
+
+
+def read_env_file(path):
+    env = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            m = re.match(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$", line.rstrip("\n"))
+            if m:
+                v = m.group(2).strip()
+                if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+                    v = v[1:-1]
+                env[m.group(1)] = v
+    return env
+
+
+def load_model(compose, env_file, docker_dir):
+    """What the checks look at: the resolved project (compose-go), the file as written (PyYAML,
+    anchors and merges resolved, ${...} not), the .env values and the docker/ directory."""
+    project, err = load_spec(compose)
+    raw = None
+    if yaml is not None:
+        with open(compose) as fh:
+            raw = yaml.safe_load(fh)
+    return {"project": project, "spec_error": err, "raw": raw,
+            "env": read_env_file(env_file) if os.path.exists(env_file) else {},
+            "docker_dir": docker_dir}
+
+
+def image_name(svc):
+    """confluentinc/cp-server from docker.io/confluentinc/cp-server:7.9.1."""
+    ref = str(svc.get("image") or "")
+    ref = ref.split("@")[0]
+    if ":" in ref.rsplit("/", 1)[-1]:
+        ref = ref.rsplit(":", 1)[0]
+    if ref.startswith("docker.io/"):
+        ref = ref[len("docker.io/"):]
+    if ref.startswith("library/"):
+        ref = ref[len("library/"):]
+    return ref
+
+
+def env_of(svc):
+    env = svc.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, None) for item in env)
+    return {k: ("" if v is None else str(v)) for k, v in env.items()}
+
+
+def one_shots(services):
+    """Services that run once and are awaited with service_completed_successfully."""
+    awaited = set()
+    for svc in services.values():
+        deps = svc.get("depends_on") or {}
+        if isinstance(deps, dict):
+            for dep, spec in deps.items():
+                if (spec or {}).get("condition") == "service_completed_successfully":
+                    awaited.add(dep)
+    return {n for n in awaited if n in services and services[n].get("restart") in (None, False, "no", "")}
+
+
+def mem_limit(svc):
+    v = svc.get("mem_limit")
+    if v is None:
+        v = (((svc.get("deploy") or {}).get("resources") or {}).get("limits") or {}).get("memory")
+    return to_bytes(v) if v is not None else None
+
+
+def to_bytes(v):
+    """512m, 1g, 1G, 536870912 -> bytes (Compose's and the JVM's size units)."""
+    if isinstance(v, (int, float)):
+        return int(v)
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*", str(v), re.I)
+    if not m:
+        return None
+    return int(float(m.group(1)) * 1024 ** " kmgt".index(m.group(2).lower() or " "))
+
+
+def mib(n):
+    return "%d MiB" % (n // (1024 * 1024))
+
+
+def services_of(m):
+    return (m["project"] or {}).get("services") or {}
+
+
+def airflow_services(services):
+    return {n: s for n, s in services.items()
+            if "airflow" in image_name(s) or "airflow" in str((s.get("build") or {}).get("dockerfile", ""))}
+
+
+def consumer_services(services):
+    return {n: s for n, s in services.items()
+            if n == "consumer" or ((s.get("build") or {}).get("target") == "consumer")}
+
+
+# ------------------------------------------------------------------------------ the new checks
+def check_spec(m):
+    if m["project"] is None:
+        return ["compose-go rejects the file: %s" % m["spec_error"]]
+    return []
+
+
+def check_heap(m):
+    problems = []
+    for name, svc in sorted(services_of(m).items()):
+        img = image_name(svc)
+        env = env_of(svc)
+        limit = mem_limit(svc)
+        if img not in HEAP_VARS:
+            if JVM_HINT.search(img):
+                problems.append("service `%s`: image %s looks like a JVM whose heap variable this check "
+                                "does not know: add it to HEAP_VARS" % (name, img))
+            continue
+        missing = [v for v in HEAP_VARS[img] if not env.get(v)]
+        if missing:
+            problems.append("service `%s` (%s) sets no %s: its JVM sizes its heap from the host's memory"
+                            % (name, img, " / ".join(missing)))
+            continue
+        if img == "cassandra":
+            heap = to_bytes(env["MAX_HEAP_SIZE"])
+        else:
+            xmx = re.findall(r"-Xmx(\d+[kKmMgG]?)", env[HEAP_VARS[img][0]])
+            heap = to_bytes(xmx[-1]) if xmx else None
+            if heap is None:
+                problems.append("service `%s`: %s=%r has no -Xmx" % (name, HEAP_VARS[img][0], env[HEAP_VARS[img][0]]))
+                continue
+        if limit is None:
+            continue  # reported by `memory`
+        if heap is None or heap > HEAP_SHARE * limit:
+            problems.append("service `%s`: heap %s is more than %d%% of its mem_limit %s (metaspace, threads, "
+                            "off-heap buffers need the rest)" % (name, heap and mib(heap), HEAP_SHARE * 100, mib(limit)))
+    return problems
+
+
+def memory_table(m):
+    services = services_of(m)
+    once = one_shots(services)
+    rows = [(n, mem_limit(s), n in once) for n, s in sorted(services.items())]
+    return rows
+
+
+def check_memory(m):
+    rows = memory_table(m)
+    problems = ["service `%s` has no mem_limit" % n for n, lim, _ in rows if lim is None]
+    total = sum(lim or 0 for _, lim, once in rows if not once)
+    if total > MEMORY_BUDGET:
+        problems.append("the long-running services' mem_limits add up to %s, over the %s budget"
+                        % (mib(total), mib(MEMORY_BUDGET)))
+    return problems
+
+
+def memory_info(m):
+    rows = memory_table(m)
+    total = sum(lim or 0 for _, lim, once in rows if not once)
+    once = sum(lim or 0 for _, lim, o in rows if o)
+    return "long-running %s of %s (%s), one-shots %s" % (
+        mib(total), mib(MEMORY_BUDGET),
+        ", ".join("%s %s" % (n, mib(lim or 0)) for n, lim, o in rows if not o), mib(once))
+
+
+def check_light_probes(m):
+    problems = []
+    for name, svc in sorted(services_of(m).items()):
+        test = (svc.get("healthcheck") or {}).get("test") or []
+        text = " ".join(test) if isinstance(test, list) else str(test)
+        hit = JVM_CLI.search(text)
+        if hit and "_HEAP_OPTS=" not in text:
+            problems.append("service `%s`: healthcheck runs `%s`, a JVM (and inherits the service's heap "
+                            "settings) on every probe; probe with bash /dev/tcp, curl or a small "
+                            "*_HEAP_OPTS=-Xmx64m" % (name, hit.group(1)))
+    return problems
+
+
+def check_control_center(m):
+    problems = []
+    services = services_of(m)
+    once = one_shots(services)
+    brokers = {n: s for n, s in services.items() if image_name(s) in BROKER_IMAGES and n not in once}
+    centers = {n: s for n, s in services.items() if image_name(s) == CONTROL_CENTER_IMAGE}
+    if not centers:
+        return []
+    if not brokers:
+        return ["Control Center runs but no broker service (%s) was found" % ", ".join(BROKER_IMAGES)]
+    for name, svc in sorted(brokers.items()):
+        env = env_of(svc)
+        if image_name(svc) != "confluentinc/cp-server":
+            problems.append("broker `%s` runs %s, which has no Confluent metrics reporter: Control Center's "
+                            "broker and topic throughput panels stay empty (use confluentinc/cp-server)"
+                            % (name, image_name(svc)))
+        if METRICS_REPORTER not in env.get("KAFKA_METRIC_REPORTERS", ""):
+            problems.append("broker `%s`: KAFKA_METRIC_REPORTERS does not name %s" % (name, METRICS_REPORTER))
+        for var in ("CONFLUENT_METRICS_REPORTER_BOOTSTRAP_SERVERS", "CONFLUENT_METRICS_REPORTER_TOPIC_REPLICAS",
+                    "KAFKA_CONFLUENT_LICENSE_TOPIC_REPLICATION_FACTOR",
+                    "KAFKA_CONFLUENT_BALANCER_TOPIC_REPLICATION_FACTOR",
+                    "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"):
+            if not env.get(var):
+                problems.append("broker `%s` does not set %s" % (name, var))
+    for name, svc in sorted(centers.items()):
+        env = env_of(svc)
+        for var in ("CONTROL_CENTER_BOOTSTRAP_SERVERS", "CONTROL_CENTER_SCHEMA_REGISTRY_URL",
+                    "CONTROL_CENTER_REPLICATION_FACTOR"):
+            if not env.get(var):
+                problems.append("control center `%s` does not set %s" % (name, var))
+    if len(brokers) == 1:
+        for name, svc in sorted(services.items()):
+            for var, val in sorted(env_of(svc).items()):
+                if SINGLE_BROKER_RF.search(var) and val.strip() != "1":
+                    problems.append("service `%s`: %s=%s, but there is one broker (an internal topic with "
+                                    "more replicas is never created)" % (name, var, val))
+    return problems
+
+
+def check_airflow_secrets(m):
+    problems = []
+    services = services_of(m)
+    airflow = airflow_services(services)
+    if not airflow:
+        return ["no Airflow service found"]
+    raw_services = (m["raw"] or {}).get("services") or {}
+    for name in sorted(airflow):
+        raw_env = env_of(raw_services.get(name) or {})
+        for var, env_name in AIRFLOW_SECRETS.items():
+            v = raw_env.get(var)
+            if v is None:
+                problems.append("Airflow service `%s` does not set %s" % (name, var))
+            elif not re.fullmatch(r"\$\{%s(?:[:]?[-?][^}]*)?\}" % re.escape(env_name), v.strip()):
+                problems.append("Airflow service `%s`: %s is %r in the Compose file; it must come from .env "
+                                "as ${%s}" % (name, var, v if len(v) < 12 else v[:8] + "...", env_name))
+    for var in AIRFLOW_SECRETS:
+        values = {env_of(s).get(var) for s in airflow.values()}
+        if len(values) > 1:
+            problems.append("%s differs between the Airflow services: they must all share one" % var)
+    env = m["env"]
+    for env_name in AIRFLOW_SECRETS.values():
+        if not env.get(env_name):
+            problems.append(".env sets no %s" % env_name)
+    jwt = env.get("AIRFLOW_JWT_SECRET", "")
+    if jwt and len(jwt.encode()) < JWT_SECRET_MIN_BYTES:
+        problems.append(".env: AIRFLOW_JWT_SECRET has %d bytes; HS512 wants at least %d"
+                        % (len(jwt.encode()), JWT_SECRET_MIN_BYTES))
+    return problems
+
+
+def check_consumer_scale(m):
+    problems = []
+    consumers = consumer_services(services_of(m))
+    if not consumers:
+        return ["no consumer service found"]
+    for name, svc in sorted(consumers.items()):
+        if svc.get("container_name"):
+            problems.append("service `%s` has container_name %r: a second replica cannot be created"
+                            % (name, svc["container_name"]))
+        if svc.get("hostname"):
+            problems.append("service `%s` has a fixed hostname %r: every replica would share it"
+                            % (name, svc["hostname"]))
+        for port in svc.get("ports") or []:
+            published = port.get("published") if isinstance(port, dict) else str(port).rsplit(":", 1)[0]
+            if published not in (None, "", "0"):
+                problems.append("service `%s` publishes host port %s: a second replica fails with "
+                                "'port is already allocated' (publish no host port or an ephemeral one, "
+                                "e.g. \"127.0.0.1::9400\")" % (name, published))
+        addr = env_of(svc).get("CONSUMER_HTTP_ADDR", "0.0.0.0:9400")
+        port = addr.rsplit(":", 1)[-1]
+        exposed = {str(p).split("/")[0] for p in svc.get("expose") or []}
+        if port not in exposed:
+            problems.append("service `%s`: its /metrics port %s (CONSUMER_HTTP_ADDR) is not in `expose`"
+                            % (name, port))
+    return problems
+
+
+def check_arch(m):
+    problems = ["%s:%d: architecture-specific literal: %s" % (p, n, l.strip()[:120])
+                for p, n, l in arch_literals.scan(m["docker_dir"])]
+    for name, svc in sorted(services_of(m).items()):
+        if svc.get("platform"):
+            problems.append("service `%s` pins platform %s: laptops of the other architecture run it "
+                            "emulated, or not at all" % (name, svc["platform"]))
+    return problems
+
+
+# --------------------------------------------------------------------------------- self-test
+def self_test(compose, env_file):
+    """Each check must fail on a deliberately broken copy, and pass on the unbroken copy."""
+    problems = []
+    work = tempfile.mkdtemp(prefix="compose-check-")
+    try:
+        text = open(compose).read()
+        env_text = open(env_file).read() if os.path.exists(env_file) else ""
+        shutil.copytree(os.path.join(ROOT, "docker"), os.path.join(work, "docker"))
+
+        def model(compose_text=text, env=env_text):
+            d = tempfile.mkdtemp(dir=work)
+            with open(os.path.join(d, "docker-compose.yml"), "w") as f:
+                f.write(compose_text)
+            with open(os.path.join(d, ".env"), "w") as f:
+                f.write(env)
+            return load_model(os.path.join(d, "docker-compose.yml"), os.path.join(d, ".env"),
+                              os.path.join(work, "docker"))
+
+        base = model()
+        if base["project"] is None:
+            return ["the unbroken copy does not load: %s" % base["spec_error"]]
+        services = services_of(base)
+        once = one_shots(services)
+        broker = next(n for n, s in sorted(services.items()) if image_name(s) in BROKER_IMAGES and n not in once)
+        center = next(n for n, s in services.items() if image_name(s) == CONTROL_CENTER_IMAGE)
+        cassandra = next(n for n, s in services.items() if image_name(s) == "cassandra")
+        consumer = next(iter(consumer_services(services)))
+        airflow = sorted(airflow_services(services))[0]
+        checks = {"spec": check_spec, "heap": check_heap, "memory": check_memory,
+                  "light-probes": check_light_probes, "control-center": check_control_center,
+                  "airflow-secrets": check_airflow_secrets, "consumer-scale": check_consumer_scale,
+                  "arch": check_arch, "readiness": lambda m: check_readiness(services_of(m))}
+        for name, fn in checks.items():
+            if fn(base):
+                problems.append("`%s` fails on the unbroken copy" % name)
+
+        def svc(m, n):
+            return m["project"]["services"][n]
+
+        def env(m, n):
+            return svc(m, n)["environment"]
+
+        def raw_env(m, n):
+            return m["raw"]["services"][n]["environment"]
+
+        def arch_dir(m):
+            d = tempfile.mkdtemp(dir=work)
+            shutil.copytree(m["docker_dir"], os.path.join(d, "docker"))
+            with open(os.path.join(d, "docker", "rust.Dockerfile"), "a") as f:
+                f.write("RUN cp -L /lib64/ld-linux-x86-64.so.2 /rootfs/lib64/\n")
+            m["docker_dir"] = os.path.join(d, "docker")
+
+        tests = [
+            ("heap", "broker without KAFKA_HEAP_OPTS", lambda m: env(m, broker).pop("KAFKA_HEAP_OPTS")),
+            ("heap", "Control Center without CONTROL_CENTER_HEAP_OPTS", lambda m: env(m, center).pop("CONTROL_CENTER_HEAP_OPTS")),
+            ("heap", "Cassandra without HEAP_NEWSIZE", lambda m: env(m, cassandra).pop("HEAP_NEWSIZE")),
+            ("heap", "broker heap as large as its limit", lambda m: env(m, broker).update(KAFKA_HEAP_OPTS="-Xms1g -Xmx1g")),
+            ("memory", "consumer without mem_limit", lambda m: svc(m, consumer).pop("mem_limit")),
+            ("memory", "Control Center limit 3 GiB (over budget)", lambda m: svc(m, center).update(mem_limit=3 * GIB)),
+            ("light-probes", "broker probed with kafka-topics",
+             lambda m: svc(m, broker)["healthcheck"].update(test=["CMD", "kafka-topics", "--bootstrap-server", "localhost:9092", "--list"])),
+            ("light-probes", "Cassandra probed with nodetool",
+             lambda m: svc(m, cassandra)["healthcheck"].update(test=["CMD-SHELL", "nodetool status | grep -q UN"])),
+            ("control-center", "broker on cp-kafka", lambda m: svc(m, broker).update(image="confluentinc/cp-kafka:7.9.1")),
+            ("control-center", "no metrics reporter", lambda m: env(m, broker).pop("KAFKA_METRIC_REPORTERS")),
+            ("control-center", "license topic with 3 replicas",
+             lambda m: env(m, broker).update(KAFKA_CONFLUENT_LICENSE_TOPIC_REPLICATION_FACTOR="3")),
+            ("airflow-secrets", "JWT secret as a literal in the Compose file",
+             lambda m: raw_env(m, airflow).update(AIRFLOW__API_AUTH__JWT_SECRET="x" * 80)),
+            ("airflow-secrets", "no issuer on one service", lambda m: raw_env(m, airflow).pop("AIRFLOW__API_AUTH__JWT_ISSUER")),
+            ("airflow-secrets", "secret_key differs on one service", lambda m: env(m, airflow).update(AIRFLOW__API__SECRET_KEY="other")),
+            ("airflow-secrets", "JWT secret of 40 bytes in .env", lambda m: m["env"].update(AIRFLOW_JWT_SECRET="s" * 40)),
+            ("consumer-scale", "consumer with container_name", lambda m: svc(m, consumer).update(container_name="consumer")),
+            ("consumer-scale", "consumer on fixed host port 9400",
+             lambda m: svc(m, consumer).update(ports=[{"target": 9400, "published": "9400", "host_ip": "127.0.0.1"}])),
+            ("consumer-scale", "consumer metrics port not exposed", lambda m: svc(m, consumer).pop("expose", None)),
+            ("arch", "x86-64 loader path in a Dockerfile", arch_dir),
+            ("arch", "platform pin", lambda m: svc(m, consumer).update(platform="linux/amd64")),
+            ("readiness", "Cassandra without healthcheck", lambda m: svc(m, cassandra).pop("healthcheck")),
+        ]
+        for check, what, mutate in tests:
+            m = copy.deepcopy(base)
+            mutate(m)
+            if not checks[check](m):
+                problems.append("`%s` passes on a broken copy: %s" % (check, what))
+        # The spec check on broken files (compose-go itself must reject them).
+        spec_cases = [
+            ("unknown key mem_limitt", re.sub(r"(?m)^(    mem_limit):", r"\1t:", text, count=1), env_text),
+            ("bad depends_on condition", text.replace("condition: service_healthy", "condition: service_happy", 1), env_text),
+            ("required variable missing from .env",
+             text, re.sub(r"(?m)^AIRFLOW_JWT_ISSUER=.*\n", "", env_text)),
+        ]
+        for what, broken, broken_env in spec_cases:
+            if broken == text and broken_env == env_text:
+                problems.append("self-test could not break the copy for: %s (update the self-test)" % what)
+                continue
+            if not check_spec(model(broken, broken_env)):
+                problems.append("`spec` passes on a broken copy: %s" % what)
+        print("     %d broken copies, each caught" % (len(tests) + len(spec_cases))
+              if not problems else "     self-test problems: %d" % len(problems))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return problems
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--compose", default=os.path.join(ROOT, "docker-compose.yml"))
     ap.add_argument("--producer-bin")
     ap.add_argument("--consumer-bin")
+    ap.add_argument("--no-self-test", action="store_true")
     args = ap.parse_args()
 
     compose = os.path.abspath(args.compose)
     compose_dir = os.path.dirname(compose)
+    env_file = os.path.join(compose_dir, ".env")
+    t0 = time.time()
 
+    m = load_model(compose, env_file, os.path.join(ROOT, "docker"))
+    record("spec", check_spec(m), "compose-go accepts %s (%.1fs)" % (os.path.relpath(compose, ROOT),
+                                                                    time.time() - t0))
     record("config", check_config(compose))
 
-    if yaml is None:
+    if m["project"] is not None:
+        services = services_of(m)
+    elif yaml is None:
         record("parse", ["PyYAML is missing (Debian: apt-get install -y python3-yaml)"])
+        services = {}
     else:
-        try:
-            with open(compose) as fh:
-                doc = yaml.safe_load(fh)  # resolves the x-airflow-common anchors and `<<` merges
-        except (OSError, yaml.YAMLError) as e:
-            record("parse", ["cannot read %s: %s" % (compose, e)])
-            doc = None
-        services = (doc or {}).get("services") or {}
+        services = (m["raw"] or {}).get("services") or {}
 
-        consumers, airflow = {}, {}
-        for name, svc in services.items():
-            dockerfile, target = dockerfile_of(svc)
-            image = str(svc.get("image", ""))
-            if dockerfile == os.path.normpath(RUST_DOCKERFILE) and target == "consumer" or name == "consumer":
-                consumers[name] = svc
-            if dockerfile == os.path.normpath(AIRFLOW_DOCKERFILE) or image.startswith("apache/airflow"):
-                airflow[name] = svc
-
-        record("consumer-env", check_env(consumers, compose_dir, "consumer", "consumer",
-                                         find_bin("consumer", args.consumer_bin)))
-        record("producer-env", check_env(airflow, compose_dir, "producer", "producer",
-                                         find_bin("producer", args.producer_bin)))
-        record("readiness", check_readiness(services))
+    consumers = consumer_services(services)
+    airflow = airflow_services(services)
+    record("consumer-env", check_env(consumers, compose_dir, "consumer", "consumer",
+                                     find_bin("consumer", args.consumer_bin)))
+    record("producer-env", check_env(airflow, compose_dir, "producer", "producer",
+                                     find_bin("producer", args.producer_bin)))
+    record("readiness", check_readiness(services))
     record("builder-stage", check_builder())
+    if m["project"] is not None:
+        record("heap", check_heap(m))
+        record("memory", check_memory(m), memory_info(m))
+        record("light-probes", check_light_probes(m))
+        record("control-center", check_control_center(m))
+        if yaml is None:
+            record("airflow-secrets", ["PyYAML is missing (Debian: apt-get install -y python3-yaml)"])
+        else:
+            record("airflow-secrets", check_airflow_secrets(m))
+        record("consumer-scale", check_consumer_scale(m))
+    record("arch", check_arch(m))
+    if not args.no_self_test and m["project"] is not None and yaml is not None:
+        t1 = time.time()
+        problems = self_test(compose, env_file)
+        record("self-test", problems, "%.1fs" % (time.time() - t1))
 
     passed = sum(1 for _, ok, _ in results if ok)
     failed = len(results) - passed
-    print("compose: %d passed, %d failed" % (passed, failed))
+    print("compose: %d passed, %d failed (%.1fs)" % (passed, failed, time.time() - t0))
     return 1 if failed else 0
 
 
