@@ -83,7 +83,9 @@ async fn load(args: &Args, topic: &str, users: &[domain::User]) -> Result<()> {
         &args.registry.url,
         topic,
     );
-    publisher.register_schema(Duration::from_secs(30)).await?;
+    publisher
+        .register_schema(&args.registry.client()?, Duration::from_secs(30))
+        .await?;
     for user in users {
         publisher.publish(user).await?;
     }
@@ -220,7 +222,8 @@ async fn decode_cost(args: &Args, topic: &str) -> Result<()> {
         }
         out
     };
-    let decoder = consumer::decode::Decoder::new(args.registry.settings()?);
+    let decoder =
+        consumer::decode::Decoder::new(args.registry.settings()?, args.registry.client()?);
     let started = Instant::now();
     for payload in &messages {
         decoder

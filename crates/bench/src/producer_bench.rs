@@ -50,7 +50,9 @@ pub async fn run(args: Args) -> Result<()> {
         &args.registry.url,
         &probe_topic,
     );
-    let schema_id = registrar.register_schema(Duration::from_secs(30)).await?;
+    let schema_id = registrar
+        .register_schema(&args.registry.client()?, Duration::from_secs(30))
+        .await?;
     let mut framed = Vec::with_capacity(args.work.records);
     for body in &pages {
         for user in ApiPage::parse(body)?.users {
@@ -90,7 +92,9 @@ async fn full_path(args: &Args, pages: &[Vec<u8>], topic: &str) -> Result<f64> {
         &args.registry.url,
         topic,
     );
-    publisher.register_schema(Duration::from_secs(30)).await?;
+    publisher
+        .register_schema(&args.registry.client()?, Duration::from_secs(30))
+        .await?;
     let started = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     let bodies = pages.to_vec();
@@ -112,7 +116,7 @@ async fn full_path(args: &Args, pages: &[Vec<u8>], topic: &str) -> Result<f64> {
     ensure!(failure.is_none(), "full run stopped: {failure:?}");
     let delivered = publisher.finish(Duration::from_secs(120)).await?;
     ensure!(
-        delivered.delivered as usize == args.work.records && delivered.failed == 0,
+        delivered.delivered as usize == args.work.records && delivered.failed() == 0,
         "full run lost records: {delivered:?}"
     );
     Ok(delivered.delivered as f64 / started.elapsed().as_secs_f64())

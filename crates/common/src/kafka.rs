@@ -7,6 +7,8 @@ use rdkafka::client::{Client, ClientContext, DefaultClientContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
+use crate::fault::Class;
+
 #[derive(Debug, Clone, Args)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, comma-separated host:port. From the host with
@@ -112,5 +114,68 @@ impl KafkaArgs {
             }
         }
         Ok(())
+    }
+}
+
+/// The class of a Kafka client error, by its error code: refused
+/// credentials or permissions, and TLS failures, are the deployment's to fix;
+/// everything else (a broker restarting, a leader moving, timeouts) passes.
+pub fn error_class(e: &rdkafka::error::KafkaError) -> Class {
+    e.rdkafka_error_code().map_or(Class::Retry, code_class)
+}
+
+pub fn code_class(code: RDKafkaErrorCode) -> Class {
+    use RDKafkaErrorCode as C;
+    match code {
+        C::TopicAuthorizationFailed
+        | C::GroupAuthorizationFailed
+        | C::ClusterAuthorizationFailed
+        | C::TransactionalIdAuthorizationFailed
+        | C::DelegationTokenAuthorizationFailed
+        | C::SaslAuthenticationFailed
+        | C::Authentication
+        | C::SSL
+        | C::InvalidConfig
+        // librdkafka's "the client cannot go on" (e.g. the idempotent producer's state was lost).
+        | C::Fatal => Class::Fatal,
+        _ => Class::Retry,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::error::KafkaError;
+
+    #[test]
+    fn refused_credentials_and_permissions_are_fatal_broker_trouble_is_not() {
+        let consume = |c| error_class(&KafkaError::MessageConsumption(c));
+        assert_eq!(
+            consume(RDKafkaErrorCode::TopicAuthorizationFailed),
+            Class::Fatal
+        );
+        assert_eq!(
+            consume(RDKafkaErrorCode::GroupAuthorizationFailed),
+            Class::Fatal
+        );
+        assert_eq!(
+            consume(RDKafkaErrorCode::SaslAuthenticationFailed),
+            Class::Fatal
+        );
+        assert_eq!(
+            consume(RDKafkaErrorCode::BrokerTransportFailure),
+            Class::Retry
+        );
+        assert_eq!(
+            consume(RDKafkaErrorCode::NotLeaderForPartition),
+            Class::Retry
+        );
+        assert_eq!(consume(RDKafkaErrorCode::AllBrokersDown), Class::Retry);
+        assert_eq!(
+            error_class(&KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageTimedOut
+            )),
+            Class::Retry
+        );
     }
 }

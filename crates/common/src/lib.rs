@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod cli;
+pub mod fault;
 pub mod kafka;
 pub mod logging;
 pub mod registry;

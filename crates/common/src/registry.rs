@@ -1,8 +1,28 @@
-use std::time::Duration;
+//! The Schema Registry: its settings, the start-up check both binaries make,
+//! and the class of each way a registry call can fail.
+//!
+//! Encoding and decoding go through `schema_registry_converter`. Its errors
+//! keep the registry's Confluent `error_code` (or the HTTP client's error) as
+//! their source, which is what failures are classed by. The few calls whose
+//! HTTP status itself matters (the start-up check, compatibility reasons, an
+//! error answer the converter could not parse) are plain GET/POSTs here.
+
+use std::error::Error as _;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use clap::Args;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::RawError;
+
+use crate::backoff::Backoff;
+use crate::fault::{http_status_class, is_tls_trust_failure, Class, Fault};
+
+/// Confluent error code: no schema with this id.
+pub const SCHEMA_NOT_FOUND: u32 = 40403;
+/// Confluent error code: no such subject.
+pub const SUBJECT_NOT_FOUND: u32 = 40401;
 
 #[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
@@ -16,15 +36,330 @@ pub struct RegistryArgs {
     pub url: String,
 
     /// Timeout of one request to the Schema Registry.
-    #[arg(long = "schema-registry-timeout", env = "SCHEMA_REGISTRY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(id = "schema_registry_timeout", long = "schema-registry-timeout", env = "SCHEMA_REGISTRY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+
+    /// How long to keep retrying an unreachable (or 5xx) Schema Registry at start-up.
+    #[arg(id = "schema_registry_connect_timeout", long = "schema-registry-connect-timeout", env = "SCHEMA_REGISTRY_CONNECT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
 }
 
 impl RegistryArgs {
+    fn base(&self) -> String {
+        self.url.trim_end_matches('/').to_string()
+    }
+
+    /// Settings for `schema_registry_converter`'s encoders and decoders.
     pub fn settings(&self) -> Result<SrSettings> {
-        SrSettings::new_builder(self.url.trim_end_matches('/').to_string())
+        SrSettings::new_builder(self.base())
             .set_timeout(self.timeout)
             .build()
             .map_err(|e| anyhow!("schema registry URL {:?} is not usable: {e}", self.url))
+    }
+
+    pub fn client(&self) -> Result<Registry> {
+        let http = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .build()
+            .map_err(|e| anyhow!("building the schema registry HTTP client: {e}"))?;
+        Ok(Registry {
+            base: self.base(),
+            http,
+            connect_timeout: self.connect_timeout,
+        })
+    }
+}
+
+/// Plain HTTP access to the registry, for answers whose status matters.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    base: String,
+    http: reqwest::Client,
+    connect_timeout: Duration,
+}
+
+/// A registry's answer: status, Confluent error code (if the body had one), body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub error_code: Option<u32>,
+    pub body: serde_json::Value,
+}
+
+impl Registry {
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    async fn call(&self, request: reqwest::RequestBuilder) -> Result<Answer, Fault> {
+        let response = request
+            .header(
+                reqwest::header::ACCEPT,
+                "application/vnd.schemaregistry.v1+json",
+            )
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.map_err(|e| self.unreachable(&e))?;
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let error_code = body
+            .get("error_code")
+            .and_then(|c| c.as_u64())
+            .map(|c| c as u32);
+        Ok(Answer {
+            status,
+            error_code,
+            body,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Result<Answer, Fault> {
+        self.call(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> Result<Answer, Fault> {
+        self.call(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/vnd.schemaregistry.v1+json",
+                )
+                .body(body.to_string()),
+        )
+        .await
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> Fault {
+        if is_tls_trust_failure(e) {
+            Fault::fatal(
+                "registry",
+                format!(
+                    "the TLS certificate of the schema registry at {} is not trusted: {}. Add its \
+                     CA to the system store or point SSL_CERT_FILE at a bundle that has it.",
+                    self.base,
+                    root_cause(e)
+                ),
+            )
+        } else {
+            Fault::retry(
+                "registry",
+                format!(
+                    "the schema registry at {} did not answer: {}",
+                    self.base,
+                    root_cause(e)
+                ),
+            )
+        }
+    }
+
+    /// Start-up check: the registry answers, it is a Confluent-compatible API
+    /// at that path, and it lets us read `subject` (which need not exist yet).
+    /// Retries a registry that is down or failing until `--schema-registry-connect-timeout`.
+    pub async fn check(&self, subject: &str) -> Result<(), Fault> {
+        let deadline = Instant::now() + self.connect_timeout;
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        loop {
+            let fault = match self.get(&format!("/subjects/{subject}/versions")).await {
+                Ok(a) if subject_readable(&a) => return Ok(()),
+                Ok(a) => self.refusal(&a, &format!("looking up subject {subject}")),
+                Err(f) => f,
+            };
+            if fault.class != Class::Retry {
+                return Err(fault);
+            }
+            if Instant::now() >= deadline {
+                return Err(Fault::fatal(
+                    "registry",
+                    format!(
+                        "{} (for {:?}). Is the registry up, and is SCHEMA_REGISTRY_URL right? \
+                         Raise SCHEMA_REGISTRY_CONNECT_TIMEOUT to wait longer.",
+                        fault.message, self.connect_timeout
+                    ),
+                ));
+            }
+            tracing::warn!("schema registry not ready, retrying: {}", fault.message);
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+
+    /// One readiness probe: the registry answers and lets us read `subject`.
+    pub async fn ping(&self, subject: &str) -> bool {
+        matches!(self.get(&format!("/subjects/{subject}/versions")).await, Ok(a) if subject_readable(&a))
+    }
+
+    /// The fault of an answer that is not the one asked for, named by its
+    /// status: transient for 5xx, the setting to fix for anything else.
+    pub fn refusal(&self, answer: &Answer, doing: &str) -> Fault {
+        let Answer { status, body, .. } = answer;
+        let said = if body.is_null() {
+            String::from("no JSON body")
+        } else {
+            body.to_string().chars().take(300).collect()
+        };
+        let class = http_status_class(*status);
+        let fix = match status {
+            401 => "the registry wants credentials, or refused them: check \
+                    SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO (user:password)"
+                .to_string(),
+            403 => "the registry's user is not allowed this: grant it read (consumer) or \
+                    write (producer) access to the subject"
+                .to_string(),
+            404 => format!(
+                "{} does not look like a Confluent-compatible registry API: check \
+                 SCHEMA_REGISTRY_URL (its base URL; for Apicurio it ends in /apis/ccompat/v7)",
+                self.base
+            ),
+            _ if class == Class::Retry => "the registry is failing; retrying".to_string(),
+            _ => "check SCHEMA_REGISTRY_URL and the registry's own log".to_string(),
+        };
+        Fault::new(
+            class,
+            "registry",
+            format!(
+                "schema registry at {} answered HTTP {status} {doing} ({said}): {fix}",
+                self.base
+            ),
+        )
+    }
+
+    /// The class of a failed lookup of schema `id` by the converter. A schema
+    /// id the registry does not know is the record's fault (poison); a refusal
+    /// or a wrong URL is ours (fatal); trouble on the way is transient.
+    pub async fn classify_lookup(&self, id: u32, e: &SRCError) -> Fault {
+        let doing = format!("looking up schema id {id}");
+        if let Some(class) = lookup_class(e) {
+            let message = format!("schema registry at {}: {doing}: {}", self.base, describe(e));
+            return match class {
+                Class::Poison => Fault::poison(
+                    "schema",
+                    format!("schema id {id} is not in the registry at {}", self.base),
+                ),
+                Class::Fatal => match e.source().and_then(|s| s.downcast_ref::<RawError>()) {
+                    // Re-ask to name the status and the fix.
+                    Some(_) => match self.get(&format!("/schemas/ids/{id}")).await {
+                        Ok(answer) => self.refusal(&answer, &doing),
+                        Err(f) => f,
+                    },
+                    None => Fault::fatal(
+                        "registry",
+                        format!(
+                            "{message}. The answer is not a registry's: check SCHEMA_REGISTRY_URL."
+                        ),
+                    ),
+                },
+                Class::Retry => Fault::retry("registry", message),
+            };
+        }
+        // The converter could not read the error answer: ask the registry
+        // ourselves, and class by the status it gives.
+        match self.get(&format!("/schemas/ids/{id}")).await {
+            Ok(a) if a.error_code == Some(SCHEMA_NOT_FOUND) => Fault::poison(
+                "schema",
+                format!("schema id {id} is not in the registry at {}", self.base),
+            ),
+            // The registry has it, so what the converter refused is the schema itself.
+            Ok(a) if (200..300).contains(&a.status) => Fault::poison(
+                "schema",
+                format!(
+                    "schema id {id} cannot be used to read Avro: {}",
+                    describe(e)
+                ),
+            ),
+            Ok(a) => self.refusal(&a, &doing),
+            Err(f) => f,
+        }
+    }
+}
+
+/// A subject's version list, or "no such subject yet": either way a registry
+/// API that lets us in.
+fn subject_readable(a: &Answer) -> bool {
+    ((200..300).contains(&a.status) && a.body.is_array()) || a.error_code == Some(SUBJECT_NOT_FOUND)
+}
+
+/// The class of a converter error when its source tells it, `None` when only
+/// the registry's status can.
+pub fn lookup_class(e: &SRCError) -> Option<Class> {
+    let source = e.source();
+    if let Some(http) = source.and_then(|s| s.downcast_ref::<reqwest::Error>()) {
+        if is_tls_trust_failure(http) {
+            return Some(Class::Fatal);
+        }
+        // 200 with a body that is not a schema: the URL points at something else.
+        if http.is_decode() {
+            return Some(Class::Fatal);
+        }
+        return Some(Class::Retry);
+    }
+    if e.retriable {
+        return Some(Class::Retry);
+    }
+    let raw = source.and_then(|s| s.downcast_ref::<RawError>())?;
+    match raw.error_code {
+        SCHEMA_NOT_FOUND => Some(Class::Poison),
+        0 => None,
+        code => Some(http_status_class(status_of_code(code))),
+    }
+}
+
+/// Confluent error codes are the HTTP status, or the status followed by two digits (40403).
+pub fn status_of_code(code: u32) -> u16 {
+    let status = if code >= 10_000 { code / 100 } else { code };
+    u16::try_from(status).unwrap_or(500)
+}
+
+/// The converter's error with its cause.
+pub fn describe(e: &SRCError) -> String {
+    match &e.cause {
+        Some(cause) => format!("{} ({cause})", e.error),
+        None => e.error.clone(),
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(code: u32) -> SRCError {
+        let raw: RawError = serde_json::from_value(
+            serde_json::json!({"error_code": code, "message": "from the registry"}),
+        )
+        .expect("RawError");
+        SRCError::non_retryable_with_cause(raw, "HTTP request to schema registry failed")
+    }
+
+    #[test]
+    fn an_unknown_schema_id_is_the_records_fault_everything_else_is_not() {
+        assert_eq!(lookup_class(&answered(40403)), Some(Class::Poison));
+        // Wrong path, unknown subject, refused credentials, forbidden: the deployment's.
+        for code in [404, 40401, 401, 40101, 403, 40301, 422, 42201] {
+            assert_eq!(lookup_class(&answered(code)), Some(Class::Fatal), "{code}");
+        }
+        // The registry's own trouble: retry.
+        for code in [500, 50001, 50002, 50003, 503, 504] {
+            assert_eq!(lookup_class(&answered(code)), Some(Class::Retry), "{code}");
+        }
+        // An error body the converter could not read: only the status can tell.
+        assert_eq!(lookup_class(&answered(0)), None);
+        let flagged = SRCError::new("HTTP 503", None, true);
+        assert_eq!(lookup_class(&flagged), Some(Class::Retry));
+    }
+
+    #[test]
+    fn codes_map_to_statuses() {
+        assert_eq!(status_of_code(40403), 404);
+        assert_eq!(status_of_code(50001), 500);
+        assert_eq!(status_of_code(401), 401);
     }
 }

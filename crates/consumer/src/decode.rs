@@ -1,53 +1,42 @@
-//! Kafka record → row, with every failure classed as "retry later" (the
-//! registry is unreachable) or "poison" (the bytes will never become a row).
+//! Kafka record → row. The record's writer schema is fetched by the id in its
+//! Confluent framing (once per id, cached by the converter) and resolved to
+//! the reader schema in `schemas/user.avsc`, so records written with an older
+//! or newer compatible schema still become rows.
+//!
+//! Every failure comes classed: bytes that can never become a row are poison;
+//! a registry that is down is retried; a registry that refuses us, or is not a
+//! registry, is fatal (the record is fine, the deployment is not).
 
+use common::fault::{Class, Fault};
+use common::registry::Registry;
 use domain::UserRow;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 
-/// Why a record cannot become a row. Its kind goes into the DLQ headers.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Poison {
-    pub kind: &'static str,
-    pub reason: String,
-}
-
-#[derive(Debug)]
-pub enum DecodeError {
-    Poison(Poison),
-    /// The registry did not answer; the same bytes may decode later.
-    Retry(String),
-}
-
-fn poison(kind: &'static str, reason: impl Into<String>) -> DecodeError {
-    DecodeError::Poison(Poison {
-        kind,
-        reason: reason.into(),
-    })
-}
-
 #[derive(Debug)]
 pub struct Decoder {
     avro: AvroDecoder,
+    registry: Registry,
 }
 
 impl Decoder {
-    pub fn new(settings: SrSettings) -> Self {
+    pub fn new(settings: SrSettings, registry: Registry) -> Self {
         Decoder {
             avro: AvroDecoder::new(settings),
+            registry,
         }
     }
 
-    /// Decodes a Confluent-framed Avro `payload` (schemas fetched once per id
-    /// and cached) and transforms it into the row to write.
+    /// Decodes a Confluent-framed Avro `payload` and transforms it into the row to write.
     pub async fn to_row(
         &self,
         payload: Option<&[u8]>,
         timestamp_ms: i64,
-    ) -> Result<UserRow, DecodeError> {
-        let bytes = payload.ok_or_else(|| poison("framing", "record has no value (tombstone)"))?;
-        if bytes.len() < 5 || bytes[0] != 0 {
-            return Err(poison(
+    ) -> Result<UserRow, Fault> {
+        let bytes =
+            payload.ok_or_else(|| Fault::poison("framing", "record has no value (tombstone)"))?;
+        let Some((schema_id, datum)) = framing(bytes) else {
+            return Err(Fault::poison(
                 "framing",
                 format!(
                     "not Confluent wire format: expected magic byte 0 and a 4-byte schema id, got {} byte(s) starting {:02x?}",
@@ -55,62 +44,45 @@ impl Decoder {
                     &bytes[..bytes.len().min(5)]
                 ),
             ));
-        }
-        let schema_id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
-        let decoded = match self.avro.decode(Some(bytes)).await {
-            Ok(d) => d,
-            // The converter retries only 502/503 and caches other failures; any 5xx is the
-            // registry's trouble, not the record's, so clear the cache and retry it too.
-            Err(e) if !e.retriable && is_server_error(&e.error) => {
-                self.avro.remove_errors_from_cache();
-                return Err(DecodeError::Retry(format!(
-                    "schema registry lookup of id {schema_id} failed: {e}"
-                )));
-            }
-            Err(e) if e.retriable => {
-                return Err(DecodeError::Retry(format!(
-                    "schema registry lookup of id {schema_id} failed: {e}"
-                )))
-            }
+        };
+        let writer = match self.avro.get_schema(schema_id).await {
+            Ok(schema) => schema,
             Err(e) => {
-                // The converter's only datum error; everything else is about the schema id.
-                let kind = if e.error.starts_with("Could not transform bytes") {
-                    "avro"
-                } else {
-                    "schema"
-                };
-                return Err(poison(kind, format!("schema id {schema_id}: {e}")));
+                let fault = self.registry.classify_lookup(schema_id, &e).await;
+                if fault.class != Class::Poison {
+                    // The converter caches failed lookups; only "no such id" is worth caching.
+                    self.avro.remove_errors_from_cache();
+                }
+                return Err(fault);
             }
         };
-        let user = domain::avro::from_value(&decoded.value).map_err(|e| {
-            poison(
+        let user = domain::avro::from_datum(&writer.parsed, datum).map_err(|e| {
+            Fault::poison(
                 "avro",
-                format!("schema id {schema_id} does not hold a User record: {e}"),
+                format!("the value does not decode as a User with its writer schema id {schema_id}: {e}"),
             )
         })?;
-        domain::to_row(&user, timestamp_ms).map_err(|e| poison("transform", e.to_string()))
+        domain::to_row(&user, timestamp_ms).map_err(|e| Fault::poison("transform", e.to_string()))
     }
 }
 
-/// Whether the converter's message reports an HTTP 5xx from the registry.
-fn is_server_error(message: &str) -> bool {
-    message
-        .strip_prefix("HTTP request to schema registry failed with status ")
-        .is_some_and(|status| status.starts_with('5'))
+/// Splits Confluent framing: magic byte 0, a big-endian schema id, the Avro datum.
+fn framing(bytes: &[u8]) -> Option<(u32, &[u8])> {
+    match bytes {
+        [0, a, b, c, d, datum @ ..] => Some((u32::from_be_bytes([*a, *b, *c, *d]), datum)),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::is_server_error;
+    use super::framing;
 
     #[test]
-    fn registry_5xx_is_retried_but_4xx_is_the_records_fault() {
-        assert!(is_server_error(
-            "HTTP request to schema registry failed with status 500 Internal Server Error"
-        ));
-        assert!(!is_server_error(
-            "HTTP request to schema registry failed with status 404 Not Found"
-        ));
-        assert!(!is_server_error("Could not transform bytes using schema"));
+    fn confluent_framing_is_magic_byte_then_schema_id() {
+        assert_eq!(framing(&[0, 0, 0, 1, 2, 9, 9]), Some((258, &[9u8, 9][..])));
+        assert_eq!(framing(&[0, 0, 0, 0, 7]), Some((7, &[][..])));
+        assert_eq!(framing(&[1, 0, 0, 0, 7, 9]), None);
+        assert_eq!(framing(&[0, 0, 0]), None);
     }
 }

@@ -1,5 +1,7 @@
-//! The dead-letter topic: the original bytes, key and headers, plus headers
-//! that say what was wrong and where the record came from.
+//! The dead-letter topic: the original bytes, key, timestamp and headers,
+//! plus headers that say what was wrong, its class, where the record came
+//! from and when it was dead-lettered. A DLQ record is a normal record of the
+//! main topic's format: the consumer can read the DLQ directly to replay it.
 
 use std::time::Duration;
 
@@ -8,10 +10,12 @@ use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::Message;
 
-use crate::decode::Poison;
+use common::fault::Fault;
 
 pub const HEADER_ERROR: &str = "dlq.error";
 pub const HEADER_KIND: &str = "dlq.error.kind";
+pub const HEADER_CLASS: &str = "dlq.error.class";
+pub const HEADER_TIME: &str = "dlq.time";
 pub const HEADER_TOPIC: &str = "dlq.source.topic";
 pub const HEADER_PARTITION: &str = "dlq.source.partition";
 pub const HEADER_OFFSET: &str = "dlq.source.offset";
@@ -38,8 +42,12 @@ impl DeadLetters {
         }
     }
 
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
     /// Publishes `message` to the DLQ and waits for the broker's acknowledgement.
-    pub async fn send(&self, message: &OwnedMessage, poison: &Poison) -> Result<(), KafkaError> {
+    pub async fn send(&self, message: &OwnedMessage, poison: &Fault) -> Result<(), KafkaError> {
         let mut headers = OwnedHeaders::new();
         if let Some(original) = message.headers() {
             for h in original.iter() {
@@ -51,9 +59,12 @@ impl DeadLetters {
         }
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         for (key, value) in [
-            (HEADER_ERROR, poison.reason.as_str()),
+            (HEADER_ERROR, poison.message.as_str()),
             (HEADER_KIND, poison.kind),
+            (HEADER_CLASS, poison.class.as_str()),
+            (HEADER_TIME, now.as_str()),
             (HEADER_TOPIC, message.topic()),
             (HEADER_PARTITION, partition.as_str()),
             (HEADER_OFFSET, offset.as_str()),

@@ -37,13 +37,12 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                 "/healthz" => (
                     "503 Service Unavailable",
                     format!(
-                        "not ready: kafka={} cassandra={}\n",
-                        up(metrics
-                            .kafka_ready
-                            .load(std::sync::atomic::Ordering::Relaxed)),
-                        up(metrics
-                            .cassandra_ready
-                            .load(std::sync::atomic::Ordering::Relaxed))
+                        "not ready:{}\n",
+                        metrics
+                            .dependencies()
+                            .iter()
+                            .map(|(name, d)| format!(" {name}={}", up(d.is_up())))
+                            .collect::<String>()
                     ),
                 ),
                 "/metrics" => ("200 OK", metrics.render()),

@@ -3,10 +3,10 @@
 //! counts, so logs and metrics cannot drift apart.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crate::decode::Poison;
+use common::fault::Fault;
 
 /// Upper bounds (seconds) of the write-latency histogram buckets.
 const BUCKETS: [f64; 12] = [
@@ -21,8 +21,9 @@ pub struct Metrics {
     pub retries: AtomicU64,
     /// Records behind the end of the assigned partitions; -1 until first measured.
     pub lag: AtomicI64,
-    pub kafka_ready: AtomicBool,
-    pub cassandra_ready: AtomicBool,
+    pub kafka: Dependency,
+    pub registry: Dependency,
+    pub cassandra: Dependency,
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_sum_us: AtomicU64,
 }
@@ -40,7 +41,6 @@ impl Metrics {
 
     pub fn written(&self, latency: Duration) {
         self.written.fetch_add(1, Relaxed);
-        self.cassandra_ready.store(true, Relaxed);
         let secs = latency.as_secs_f64();
         for (bound, count) in BUCKETS.iter().zip(&self.latency_buckets) {
             if secs <= *bound {
@@ -51,14 +51,14 @@ impl Metrics {
             .fetch_add(latency.as_micros() as u64, Relaxed);
     }
 
-    pub fn dead_lettered(&self, poison: &Poison, partition: i32, offset: i64) {
+    pub fn dead_lettered(&self, poison: &Fault, partition: i32, offset: i64) {
         self.dead_lettered.fetch_add(1, Relaxed);
         tracing::warn!(
             partition,
             offset,
             kind = poison.kind,
             "record dead-lettered: {}",
-            poison.reason
+            poison.message
         );
     }
 
@@ -66,9 +66,6 @@ impl Metrics {
     /// retry of a record, then at debug, so an outage does not flood the log.
     pub fn retry(&self, what: &'static str, attempt: u32, error: &str) {
         self.retries.fetch_add(1, Relaxed);
-        if what == "cassandra" {
-            self.cassandra_ready.store(false, Relaxed);
-        }
         if attempt <= 1 {
             tracing::warn!(what, "retrying: {error}");
         } else {
@@ -76,8 +73,17 @@ impl Metrics {
         }
     }
 
+    /// Ready when Kafka, the registry and Cassandra all answer.
     pub fn ready(&self) -> bool {
-        self.kafka_ready.load(Relaxed) && self.cassandra_ready.load(Relaxed)
+        self.dependencies().iter().all(|(_, d)| d.is_up())
+    }
+
+    pub fn dependencies(&self) -> [(&'static str, &Dependency); 3] {
+        [
+            ("kafka", &self.kafka),
+            ("registry", &self.registry),
+            ("cassandra", &self.cassandra),
+        ]
     }
 
     /// Prometheus text exposition format.
@@ -117,14 +123,11 @@ impl Metrics {
             "# HELP consumer_lag_records Records behind the end of the assigned partitions.\n# TYPE consumer_lag_records gauge\nconsumer_lag_records {}",
             self.lag.load(Relaxed)
         );
-        for (name, flag) in [
-            ("kafka", &self.kafka_ready),
-            ("cassandra", &self.cassandra_ready),
-        ] {
+        for (name, dependency) in self.dependencies() {
             let _ = writeln!(
                 out,
                 "consumer_dependency_up{{dependency=\"{name}\"}} {}",
-                flag.load(Relaxed) as u8
+                dependency.is_up() as u8
             );
         }
         let name = "consumer_write_latency_seconds";
@@ -151,6 +154,32 @@ impl Metrics {
     }
 }
 
+/// Probes that fail in a row before a dependency counts as down.
+pub const DOWN_AFTER: u32 = 3;
+
+/// Whether a dependency answers, with hysteresis: one slow probe is not an
+/// outage, so readiness does not flap; one good answer brings it back.
+#[derive(Debug, Default)]
+pub struct Dependency {
+    up: AtomicBool,
+    failures: AtomicU32,
+}
+
+impl Dependency {
+    pub fn observe(&self, ok: bool) {
+        if ok {
+            self.failures.store(0, Relaxed);
+            self.up.store(true, Relaxed);
+        } else if self.failures.fetch_add(1, Relaxed) + 1 >= DOWN_AFTER {
+            self.up.store(false, Relaxed);
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,13 +200,29 @@ mod tests {
     }
 
     #[test]
-    fn ready_needs_both_dependencies() {
+    fn ready_needs_every_dependency_and_one_failed_probe_does_not_flap_it() {
         let m = Metrics::new();
-        m.kafka_ready.store(true, Relaxed);
-        assert!(!m.ready());
-        m.written(Duration::ZERO);
+        m.kafka.observe(true);
+        m.registry.observe(true);
+        assert!(!m.ready(), "Cassandra not yet seen");
+        m.cassandra.observe(true);
         assert!(m.ready());
-        m.retry("cassandra", 1, "down");
+        // Retries and writes do not move readiness; only probes do.
+        m.retry("cassandra", 1, "timeout");
+        assert!(m.ready());
+        for _ in 1..DOWN_AFTER {
+            m.cassandra.observe(false);
+            assert!(
+                m.ready(),
+                "down only after {DOWN_AFTER} failed probes in a row"
+            );
+        }
+        m.cassandra.observe(false);
         assert!(!m.ready());
+        assert!(m
+            .render()
+            .contains("consumer_dependency_up{dependency=\"cassandra\"} 0"));
+        m.cassandra.observe(true);
+        assert!(m.ready());
     }
 }

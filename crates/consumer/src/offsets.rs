@@ -15,6 +15,9 @@ struct Partition {
     stored: i64,
     /// `stored` moved since the last [`Tracker::take_moved`].
     moved: bool,
+    /// Lowest offset given up on without being done (a fatal error stopped
+    /// its work): nothing at or past it may be committed by this process.
+    abandoned: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -43,12 +46,28 @@ impl Tracker {
         if !p.in_flight.remove(&offset) {
             return None;
         }
-        let committable = p.in_flight.first().copied().unwrap_or(p.next);
+        let committable = p
+            .in_flight
+            .first()
+            .copied()
+            .unwrap_or(p.next)
+            .min(p.abandoned.unwrap_or(i64::MAX));
         (committable > p.stored).then(|| {
             p.stored = committable;
             p.moved = true;
             committable
         })
+    }
+
+    /// Gives up on `offset` without it being done: it no longer counts as in
+    /// flight (so draining does not wait for it), and the partition's
+    /// committable offset never passes it, so it is read again after a restart.
+    pub fn abandon(&mut self, partition: i32, offset: i64) {
+        if let Some(p) = self.partitions.get_mut(&partition) {
+            if p.in_flight.remove(&offset) {
+                p.abandoned = Some(p.abandoned.map_or(offset, |a| a.min(offset)));
+            }
+        }
     }
 
     /// Partitions whose committable offset moved since the last call, with
@@ -100,6 +119,11 @@ impl SharedTracker {
         let moved = self.lock().finish(partition, offset);
         self.changed.notify_all();
         moved
+    }
+
+    pub fn abandon(&self, partition: i32, offset: i64) {
+        self.lock().abandon(partition, offset);
+        self.changed.notify_all();
     }
 
     pub fn in_flight(&self) -> usize {
@@ -209,12 +233,30 @@ mod tests {
         let shared = std::sync::Arc::new(SharedTracker::default());
         shared.begin(0, 1);
         let other = shared.clone();
+        let started = Instant::now();
+        // Whether the waiter blocks before or after the finish, it must see it
+        // and return 0 long before its timeout: a missed wake-up would not.
         let waiter =
             std::thread::spawn(move || other.wait_drained(Some(&[0]), Duration::from_secs(10)));
-        std::thread::sleep(Duration::from_millis(50));
         shared.finish(0, 1);
         assert_eq!(waiter.join().expect("join"), 0);
+        assert!(started.elapsed() < Duration::from_secs(10));
         shared.begin(1, 1);
         assert_eq!(shared.wait_drained(None, Duration::from_millis(20)), 1);
+    }
+
+    #[test]
+    fn an_abandoned_offset_is_never_passed_and_not_waited_for() {
+        let mut t = Tracker::default();
+        for o in 10..15 {
+            t.begin(0, o);
+        }
+        assert_eq!(t.finish(0, 10), Some(11));
+        t.abandon(0, 12);
+        assert_eq!(t.finish(0, 11), Some(12));
+        assert_eq!(t.finish(0, 13), None, "13 is past the abandoned 12");
+        assert_eq!(t.finish(0, 14), None);
+        assert_eq!(t.in_flight(), 0, "the abandoned record is not waited for");
+        assert_eq!(t.take_moved(), vec![(0, 12)]);
     }
 }

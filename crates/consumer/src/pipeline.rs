@@ -2,13 +2,21 @@
 //! transforms and writes it (retrying until it is durable or dead-lettered),
 //! and store each partition's offset only once every earlier record of that
 //! partition is done.
+//!
+//! Failures act by class (`common::fault`): transient ones are retried with
+//! backoff (fetching pauses when nothing finishes; the group keeps us); poison
+//! goes to the dead-letter topic and the partition moves on; a fatal one stops
+//! the run: nothing new is taken, what is in flight finishes, only offsets of
+//! rows that are written get committed, and the run ends with the fault.
 
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use common::backoff::Backoff;
+use common::fault::{Class, Fault};
+use common::registry::Registry;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
@@ -18,7 +26,7 @@ use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 use crate::cli::Args;
-use crate::decode::{DecodeError, Decoder};
+use crate::decode::Decoder;
 use crate::dlq::DeadLetters;
 use crate::metrics::Metrics;
 use crate::offsets::SharedTracker;
@@ -152,14 +160,50 @@ struct Shared {
     metrics: Arc<Metrics>,
     topic: String,
     backoff: Backoff,
+    registry: Registry,
+    subject: String,
     /// Signalled whenever a record is done, to free its slot.
     finished: tokio::sync::Notify,
     finished_at: std::sync::Mutex<Instant>,
+    /// The first fatal fault, and the signal that stops the run.
+    fatal: std::sync::OnceLock<Fault>,
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
     fn finished_at(&self) -> Instant {
         *self.finished_at.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops the run for `fault` (the first one wins; later ones are its echoes).
+    fn raise(&self, fault: Fault) {
+        if self.fatal.set(fault).is_ok() {
+            if let Some(f) = self.fatal.get() {
+                tracing::error!(kind = f.kind, "fatal: {}; stopping", f.message);
+            }
+        }
+        self.stopping.send_replace(true);
+    }
+
+    /// Waits out a transient failure before the next attempt, unless the run
+    /// is stopping for a fatal fault, which is then returned.
+    async fn retry_after(
+        &self,
+        what: &'static str,
+        backoff: &mut Backoff,
+        fault: &Fault,
+    ) -> Result<(), Fault> {
+        self.metrics
+            .retry(what, backoff.attempts() + 1, &fault.message);
+        let mut stopping = self.stopping.subscribe();
+        tokio::select! {
+            _ = tokio::time::sleep(backoff.next_delay()) => {}
+            _ = stopping.wait_for(|stop| *stop) => {}
+        }
+        match self.fatal.get() {
+            Some(f) => Err(f.clone()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -172,9 +216,16 @@ pub async fn run(
     args.kafka
         .ensure_topics(&[&args.kafka.topic, &args.dlq_topic])
         .await?;
-    metrics.kafka_ready.store(true, Relaxed);
+    metrics.kafka.observe(true);
+    let registry = args.registry.client()?;
+    let subject = format!("{}-value", args.kafka.topic);
+    registry
+        .check(&subject)
+        .await
+        .map_err(|f| anyhow!("{}", f.message))?;
+    metrics.registry.observe(true);
     let sink = Sink::connect(&args).await?;
-    metrics.cassandra_ready.store(true, Relaxed);
+    metrics.cassandra.observe(true);
     tracing::info!(keyspace = %args.keyspace, "Cassandra schema applied");
 
     let tracker = Arc::new(SharedTracker::default());
@@ -212,15 +263,20 @@ pub async fn run(
     let shared = Arc::new(Shared {
         consumer: consumer.clone(),
         tracker: tracker.clone(),
-        decoder: Decoder::new(args.registry.settings()?),
+        decoder: Decoder::new(args.registry.settings()?, registry.clone()),
         sink,
         dlq: DeadLetters::new(dlq_producer, &args.dlq_topic),
         metrics: metrics.clone(),
         topic: args.kafka.topic.clone(),
         backoff: Backoff::new(args.retry_backoff, args.retry_max_backoff),
+        registry,
+        subject,
         finished: tokio::sync::Notify::new(),
         finished_at: std::sync::Mutex::new(Instant::now()),
+        fatal: std::sync::OnceLock::new(),
+        stopping: tokio::sync::watch::channel(false).0,
     });
+    let mut stopping = shared.stopping.subscribe();
     let watcher = tokio::spawn(watch_dependencies(shared.clone()));
     tracing::info!(topic = %args.kafka.topic, group = %args.group_id, "consuming");
 
@@ -237,10 +293,19 @@ pub async fn run(
                 tracing::info!("{signal} received: finishing in-flight rows");
                 break;
             }
+            _ = stopping.wait_for(|stop| *stop) => break,
             // While paused we keep polling: the group must keep seeing us.
             received = consumer.recv(), if !full || paused => {
                 let message = match received {
                     Ok(m) => m.detach(),
+                    Err(e) if common::kafka::error_class(&e) == Class::Fatal => {
+                        shared.raise(Fault::fatal("kafka", format!(
+                            "Kafka refused the consumer: {e}. Check the credentials and the ACLs \
+                             of group {} on topic {} (KAFKA_GROUP_ID, KAFKA_TOPIC).",
+                            args.group_id, args.kafka.topic
+                        )));
+                        continue;
+                    }
                     Err(e) => {
                         tracing::warn!("Kafka: {e}");
                         continue;
@@ -290,19 +355,42 @@ pub async fn run(
     commit(consumer.as_ref(), "exit");
     consumer.context().closing.store(true, Relaxed);
     watcher.abort();
-    Ok(Summary {
+    let summary = Summary {
         consumed: metrics.consumed.load(Relaxed),
         written: metrics.written.load(Relaxed),
         dead_lettered: metrics.dead_lettered.load(Relaxed),
         retried: metrics.retries.load(Relaxed),
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    match shared.fatal.get() {
+        Some(fault) => Err(anyhow!(
+            "{}\nsummary: {summary} (offsets committed only up to rows written)",
+            fault.message
+        )),
+        None => Ok(summary),
+    }
 }
 
-/// One record, start to finish. Never gives up: its offset must not be
-/// committed before its row is durable or it is on the dead-letter topic.
+/// One record, start to finish: written, dead-lettered, or (on a fatal
+/// fault) abandoned, so that its offset is never committed by this run.
 async fn process(shared: Arc<Shared>, message: OwnedMessage) {
     let (partition, offset) = (message.partition(), message.offset());
+    match handle(&shared, &message).await {
+        Ok(()) => {
+            shared.tracker.finish(partition, offset);
+        }
+        Err(fault) => {
+            shared.tracker.abandon(partition, offset);
+            shared.raise(fault);
+        }
+    }
+    *shared.finished_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    shared.finished.notify_one();
+}
+
+/// Decodes and writes `message`, or dead-letters it if it is poison, retrying
+/// transient failures for as long as they last. Returns only a fatal fault.
+async fn handle(shared: &Shared, message: &OwnedMessage) -> Result<(), Fault> {
     let timestamp = message
         .timestamp()
         .to_millis()
@@ -311,13 +399,11 @@ async fn process(shared: Arc<Shared>, message: OwnedMessage) {
     let decoded = loop {
         match shared.decoder.to_row(message.payload(), timestamp).await {
             Ok(row) => break Ok(row),
-            Err(DecodeError::Poison(poison)) => break Err(poison),
-            Err(DecodeError::Retry(reason)) => {
-                shared
-                    .metrics
-                    .retry("registry", backoff.attempts() + 1, &reason);
-                tokio::time::sleep(backoff.next_delay()).await;
+            Err(f) if f.class == Class::Poison => break Err(f),
+            Err(f) if f.class == Class::Retry => {
+                shared.retry_after("registry", &mut backoff, &f).await?
             }
+            Err(f) => return Err(f),
         }
     };
     backoff.reset();
@@ -327,36 +413,45 @@ async fn process(shared: Arc<Shared>, message: OwnedMessage) {
             match shared.sink.write(&row).await {
                 Ok(()) => {
                     shared.metrics.written(begun.elapsed());
-                    break;
+                    return Ok(());
                 }
-                Err(e) => {
-                    shared
-                        .metrics
-                        .retry("cassandra", backoff.attempts() + 1, &format!("{e:#}"));
-                    tokio::time::sleep(backoff.next_delay()).await;
+                Err(f) if f.class == Class::Retry => {
+                    shared.retry_after("cassandra", &mut backoff, &f).await?
                 }
+                Err(f) => return Err(f),
             }
         },
         Err(poison) => loop {
-            match shared.dlq.send(&message, &poison).await {
+            match shared.dlq.send(message, &poison).await {
                 Ok(()) => {
-                    shared.metrics.dead_lettered(&poison, partition, offset);
-                    break;
+                    shared
+                        .metrics
+                        .dead_lettered(&poison, message.partition(), message.offset());
+                    return Ok(());
                 }
                 Err(e) => {
-                    shared.metrics.retry(
+                    let class = common::kafka::error_class(&e);
+                    let fault = Fault::new(
+                        class,
                         "dlq",
-                        backoff.attempts() + 1,
-                        &format!("dead-letter topic: {e}"),
+                        format!(
+                            "could not write to the dead-letter topic {}: {e}{}",
+                            shared.dlq.topic(),
+                            if class == Class::Fatal {
+                                ". Check that the consumer may write to it (KAFKA_DLQ_TOPIC)"
+                            } else {
+                                ""
+                            }
+                        ),
                     );
-                    tokio::time::sleep(backoff.next_delay()).await;
+                    if class == Class::Fatal {
+                        return Err(fault);
+                    }
+                    shared.retry_after("dlq", &mut backoff, &fault).await?
                 }
             }
         },
     }
-    shared.tracker.finish(partition, offset);
-    *shared.finished_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-    shared.finished.notify_one();
 }
 
 /// Pauses or resumes every assigned partition. Returns whether it took effect.
@@ -387,24 +482,25 @@ fn set_paused(consumer: &KafkaConsumer, pause: bool) -> bool {
     }
 }
 
-/// Every few seconds: can we reach Kafka and Cassandra, and how far behind are we?
+/// Every few seconds: do Kafka, the registry and Cassandra answer, and how far behind are we?
 async fn watch_dependencies(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     loop {
         tick.tick().await;
+        shared.metrics.cassandra.observe(shared.sink.ping().await);
         shared
             .metrics
-            .cassandra_ready
-            .store(shared.sink.ping().await, Relaxed);
+            .registry
+            .observe(shared.registry.ping(&shared.subject).await);
         let probe = shared.clone();
         let lag = tokio::task::spawn_blocking(move || lag(&probe.consumer, &probe.topic)).await;
         match lag {
             Ok(Ok(lag)) => {
-                shared.metrics.kafka_ready.store(true, Relaxed);
+                shared.metrics.kafka.observe(true);
                 shared.metrics.lag.store(lag, Relaxed);
             }
             Ok(Err(e)) => {
-                shared.metrics.kafka_ready.store(false, Relaxed);
+                shared.metrics.kafka.observe(false);
                 tracing::warn!("Kafka not answering: {e}");
             }
             Err(_) => {}

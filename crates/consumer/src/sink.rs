@@ -1,14 +1,18 @@
 //! Cassandra: connect, create the keyspace and table from `schemas/cassandra.cql`,
-//! and write rows with a prepared, idempotent INSERT.
+//! and write rows with a prepared, idempotent INSERT. Each failure is classed
+//! by its CQL error code: a node that is down, busy or short of replicas is
+//! retried; a request Cassandra refuses outright is the deployment's to fix.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use common::backoff::Backoff;
+use common::fault::{Class, Fault};
 use domain::row::{schema_statements, UserRow};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::{DbError, ExecutionError, PrepareError, RequestAttemptError};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
 
@@ -44,20 +48,28 @@ impl Sink {
             }
         };
         for statement in schema_statements(&args.keyspace, &args.cassandra_replication) {
-            session
-                .query_unpaged(statement.as_str(), ())
-                .await
-                .with_context(|| format!("applying schemas/cassandra.cql: {statement}"))?;
+            if let Err(e) = session.query_unpaged(statement.as_str(), ()).await {
+                bail!(
+                    "Cassandra at {contact_points} refused `{statement}` from schemas/cassandra.cql: \
+                     {e}. {}",
+                    fix_for(&e, &args.keyspace)
+                );
+            }
         }
         // Schema changes reach every node before the INSERT is prepared against them.
         session
             .await_schema_agreement()
             .await
             .context("waiting for schema agreement")?;
-        let mut insert = session
-            .prepare(UserRow::insert_cql(&args.keyspace))
-            .await
-            .context("preparing the INSERT into created_users")?;
+        let mut insert = match session.prepare(UserRow::insert_cql(&args.keyspace)).await {
+            Ok(insert) => insert,
+            Err(e) => bail!(
+                "Cassandra at {contact_points} refused the INSERT into {}.created_users: {e}. \
+                 The table must have the columns of schemas/cassandra.cql: drop or alter it, or \
+                 set CASSANDRA_KEYSPACE to a keyspace this consumer may create.",
+                args.keyspace
+            ),
+        };
         insert.set_is_idempotent(true);
         insert.set_consistency(Consistency::LocalQuorum);
         Ok(Sink {
@@ -81,19 +93,31 @@ impl Sink {
         Ok(builder.build().await?)
     }
 
-    /// Writes one row. Errors are transient from our point of view: the caller
-    /// retries, since the offset must not move past an unwritten row.
-    pub async fn write(&self, row: &UserRow) -> Result<()> {
+    /// Writes one row. A failure comes with its class: the caller retries a
+    /// transient one (the offset must not move past an unwritten row) and
+    /// stops on a fatal one.
+    pub async fn write(&self, row: &UserRow) -> Result<(), Fault> {
         self.session
             .execute_unpaged(&self.insert, row)
             .await
-            .with_context(|| {
-                format!(
-                    "writing row {} to Cassandra at {}",
-                    row.id, self.contact_points
+            .map(|_| ())
+            .map_err(|e| {
+                let class = class_of(&e);
+                let fix = if class == Class::Fatal {
+                    " Cassandra refuses this write for good: check the table (schemas/cassandra.cql), \
+                     CASSANDRA_KEYSPACE and the role's permissions."
+                } else {
+                    ""
+                };
+                Fault::new(
+                    class,
+                    "cassandra",
+                    format!(
+                        "writing row {} to Cassandra at {}: {e}.{fix}",
+                        row.id, self.contact_points
+                    ),
                 )
-            })?;
-        Ok(())
+            })
     }
 
     /// A real query, for the readiness endpoint.
@@ -102,5 +126,99 @@ impl Sink {
             .query_unpaged("SELECT release_version FROM system.local", ())
             .await
             .is_ok()
+    }
+}
+
+/// The class of a failed Cassandra request, by the CQL error it carries.
+pub fn class_of(e: &ExecutionError) -> Class {
+    match e {
+        ExecutionError::LastAttemptError(attempt) => attempt_class(attempt),
+        ExecutionError::PrepareError(PrepareError::AllAttemptsFailed { first_attempt }) => {
+            attempt_class(first_attempt)
+        }
+        // The row's values do not fit the table's columns.
+        ExecutionError::BadQuery(_) => Class::Fatal,
+        _ => Class::Retry,
+    }
+}
+
+fn attempt_class(e: &RequestAttemptError) -> Class {
+    match e {
+        RequestAttemptError::DbError(db, _) => db_class(db),
+        RequestAttemptError::SerializationError(_)
+        | RequestAttemptError::CqlRequestSerialization(_) => Class::Fatal,
+        _ => Class::Retry,
+    }
+}
+
+/// Refusals that no retry can change, against trouble that passes (too few
+/// replicas up, timeouts, overload, a node starting).
+pub fn db_class(e: &DbError) -> Class {
+    match e {
+        DbError::SyntaxError
+        | DbError::Invalid
+        | DbError::AlreadyExists { .. }
+        | DbError::FunctionFailure { .. }
+        | DbError::AuthenticationError
+        | DbError::Unauthorized
+        | DbError::ConfigError
+        | DbError::ProtocolError => Class::Fatal,
+        _ => Class::Retry,
+    }
+}
+
+/// What to do about a refused schema statement.
+fn fix_for(e: &ExecutionError, keyspace: &str) -> String {
+    match e {
+        ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+            DbError::Unauthorized,
+            _,
+        )) => {
+            format!(
+                "The role may not create keyspace {keyspace} or its table: create them once with \
+                 schemas/cassandra.cql as an administrator, or grant the role CREATE on it \
+                 (CASSANDRA_USERNAME)."
+            )
+        }
+        _ => "Check CASSANDRA_KEYSPACE and CASSANDRA_REPLICATION.".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scylla::statement::Consistency;
+
+    #[test]
+    fn refusals_are_fatal_and_missing_replicas_are_retried() {
+        for fatal in [
+            DbError::Invalid,
+            DbError::Unauthorized,
+            DbError::SyntaxError,
+            DbError::ConfigError,
+            DbError::AuthenticationError,
+        ] {
+            assert_eq!(db_class(&fatal), Class::Fatal, "{fatal:?}");
+        }
+        let unavailable = DbError::Unavailable {
+            consistency: Consistency::Quorum,
+            required: 2,
+            alive: 1,
+        };
+        for transient in [
+            unavailable,
+            DbError::Overloaded,
+            DbError::IsBootstrapping,
+            DbError::ServerError,
+        ] {
+            assert_eq!(db_class(&transient), Class::Retry, "{transient:?}");
+        }
+        let timeout = ExecutionError::RequestTimeout(Duration::from_secs(1));
+        assert_eq!(class_of(&timeout), Class::Retry);
+        let refused = ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+            DbError::Invalid,
+            "unconfigured table".into(),
+        ));
+        assert_eq!(class_of(&refused), Class::Fatal);
     }
 }

@@ -73,10 +73,6 @@ pub struct Args {
     #[command(flatten)]
     pub registry: RegistryArgs,
 
-    /// How long to keep retrying the Schema Registry at start-up.
-    #[arg(long = "schema-registry-connect-timeout", env = "SCHEMA_REGISTRY_CONNECT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub registry_connect_timeout: Duration,
-
     /// Seconds between progress lines on long runs.
     #[arg(long, env = "PRODUCER_PROGRESS_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub progress_interval: Duration,

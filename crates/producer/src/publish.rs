@@ -1,10 +1,13 @@
 //! Avro encoding through the Schema Registry and delivery to Kafka, with every
 //! delivery report awaited and counted.
 
+use std::error::Error as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use common::backoff::Backoff;
+use common::fault::Class;
+use common::registry::{describe, lookup_class, status_of_code, Registry};
 use domain::User;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -14,6 +17,7 @@ use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use schema_registry_converter::async_impl::avro::AvroEncoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::RawError;
 use schema_registry_converter::schema_registry_common::{
     SchemaType, SubjectNameStrategy, SuppliedSchema,
 };
@@ -23,13 +27,26 @@ const MAX_PENDING: usize = 50_000;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Delivered {
+    /// Records that could not be encoded, so were never handed to Kafka.
+    pub unencodable: u64,
     /// Records handed to the Kafka client.
     pub enqueued: u64,
     /// Records the broker acknowledged (acks=all).
     pub delivered: u64,
-    /// Records that could not be encoded or delivered.
-    pub failed: u64,
+    /// Enqueued records whose delivery failed.
+    pub undelivered: u64,
     pub first_error: Option<String>,
+}
+
+impl Delivered {
+    /// Every record that is not on the topic: not encoded, refused, or (if
+    /// the books are closed before every report came back) unaccounted for.
+    pub fn failed(&self) -> u64 {
+        let unreported = self
+            .enqueued
+            .saturating_sub(self.delivered + self.undelivered);
+        self.unencodable + self.undelivered + unreported
+    }
 }
 
 pub struct Publisher {
@@ -87,36 +104,63 @@ impl Publisher {
     }
 
     /// Registers the schema (or finds it registered) and returns its id,
-    /// retrying an unreachable registry until `timeout`.
-    pub async fn register_schema(&mut self, timeout: Duration) -> Result<u32> {
+    /// retrying a registry that is down or failing until `timeout`. A schema
+    /// the registry refuses stops the run before anything is published.
+    pub async fn register_schema(&mut self, registry: &Registry, timeout: Duration) -> Result<u32> {
         let subject = format!("{}-value", self.topic);
         let deadline = Instant::now() + timeout;
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
-            match self.encoder.get_schema_and_id(&subject, self.strategy.clone()).await {
+            let e = match self
+                .encoder
+                .get_schema_and_id(&subject, self.strategy.clone())
+                .await
+            {
                 Ok(schema) => {
                     // The encoder now caches the registered schema under the subject; a
                     // strategy without the schema text spares a 5 KB clone per record.
-                    self.strategy = SubjectNameStrategy::TopicNameStrategy(self.topic.clone(), false);
+                    self.strategy =
+                        SubjectNameStrategy::TopicNameStrategy(self.topic.clone(), false);
                     return Ok(schema.id);
                 }
-                Err(e) if e.retriable && Instant::now() < deadline => {
+                Err(e) => e,
+            };
+            match error_code(&e).map(status_of_code) {
+                Some(409) => bail!("{}", incompatible(registry, &subject).await),
+                Some(422) => bail!(
+                    "the schema registry at {} finds schemas/user.avsc invalid for subject \
+                     {subject}: {}. Fix the schema file.",
+                    self.registry_url,
+                    describe(&e)
+                ),
+                _ => {}
+            }
+            match lookup_class(&e) {
+                Some(Class::Retry) if Instant::now() < deadline => {
                     tracing::warn!(registry = %self.registry_url, "schema registry not ready, retrying: {}", describe(&e));
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
-                Err(e) if e.retriable => bail!(
+                Some(Class::Retry) => bail!(
                     "the schema registry at {} did not answer within {timeout:?}: {}. Is it up, \
                      and is SCHEMA_REGISTRY_URL its base URL (for Apicurio: .../apis/ccompat/v7)?",
                     self.registry_url,
                     describe(&e)
                 ),
-                Err(e) => bail!(
-                    "the schema registry at {} rejected schemas/user.avsc for subject {subject}: {}. \
-                     A 409 means it is incompatible with the subject's latest version under the \
-                     subject's compatibility rule; a 422 that the registry finds it invalid.",
-                    self.registry_url,
-                    describe(&e)
-                ),
+                // Ask again to name the status and the setting to fix.
+                _ => match registry.get(&format!("/subjects/{subject}/versions")).await {
+                    Ok(answer) if answer.status >= 400 => {
+                        bail!(
+                            "{}",
+                            registry.refusal(&answer, &format!("registering {subject}"))
+                        )
+                    }
+                    _ => bail!(
+                        "the schema registry at {} refused to register schemas/user.avsc for \
+                         subject {subject}: {}. Check SCHEMA_REGISTRY_URL and the registry's log.",
+                        self.registry_url,
+                        describe(&e)
+                    ),
+                },
             }
         }
     }
@@ -129,7 +173,8 @@ impl Publisher {
                     .await
             }
             Err(e) => {
-                self.fail(format!(
+                self.stats.unencodable += 1;
+                self.note_failure(format!(
                     "could not encode user {} as Avro: {}",
                     user.login.uuid,
                     describe(&e)
@@ -206,28 +251,59 @@ impl Publisher {
     fn count(&mut self, result: Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>) {
         match result {
             Ok(Ok(_)) => self.stats.delivered += 1,
-            Ok(Err((e, _))) => self.fail(format!(
-                "Kafka did not acknowledge a record on topic {}: {e}",
-                self.topic
-            )),
+            Ok(Err((e, _))) => {
+                self.stats.undelivered += 1;
+                self.note_failure(format!(
+                    "Kafka did not acknowledge a record on topic {}: {e}",
+                    self.topic
+                ))
+            }
             Err(_) => {
-                self.fail("the Kafka client dropped a record before reporting its delivery".into())
+                self.stats.undelivered += 1;
+                self.note_failure(
+                    "the Kafka client dropped a record before reporting its delivery".into(),
+                )
             }
         }
     }
 
-    fn fail(&mut self, reason: String) {
-        if self.stats.failed == 0 {
+    /// Logs the first failure in full (later ones are counted, not logged).
+    fn note_failure(&mut self, reason: String) {
+        if self.stats.first_error.is_none() {
             tracing::error!("{reason}");
         }
-        self.stats.failed += 1;
         self.stats.first_error.get_or_insert(reason);
     }
 }
 
-fn describe(e: &SRCError) -> String {
-    match &e.cause {
-        Some(cause) => format!("{} ({cause})", e.error),
-        None => e.error.clone(),
-    }
+fn error_code(e: &SRCError) -> Option<u32> {
+    e.source()
+        .and_then(|s| s.downcast_ref::<RawError>())
+        .map(|raw| raw.error_code)
+}
+
+/// Why the registry finds our schema incompatible with the subject's latest
+/// version, in its own words, and what to do.
+async fn incompatible(registry: &Registry, subject: &str) -> String {
+    let body = serde_json::json!({ "schema": domain::avro::SCHEMA_JSON });
+    let path = format!("/compatibility/subjects/{subject}/versions/latest?verbose=true");
+    let reasons = match registry.post(&path, &body).await {
+        Ok(answer) => match answer.body.get("messages").and_then(|m| m.as_array()) {
+            Some(messages) if !messages.is_empty() => messages
+                .iter()
+                .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join("; "),
+            _ => answer.body.to_string(),
+        },
+        Err(f) => f.message,
+    };
+    format!(
+        "schemas/user.avsc is incompatible with the latest version of subject {subject} in the \
+         schema registry at {}, so nothing was published. The registry says: {reasons}. Evolve \
+         the schema compatibly (add fields with defaults, never change a field's type or remove \
+         one without a default; see README \"Evolving the schema\"), or publish to a new topic \
+         (KAFKA_TOPIC).",
+        registry.url()
+    )
 }

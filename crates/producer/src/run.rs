@@ -1,10 +1,10 @@
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
 use rdkafka::producer::FutureProducer;
 
 use crate::cli::Args;
-use crate::publish::Publisher;
+use crate::publish::{Delivered, Publisher};
 use crate::source::ApiSource;
 use domain::ApiPage;
 use tokio::sync::mpsc;
@@ -64,6 +64,12 @@ pub async fn run(
         )
         .create()
         .context("creating the Kafka producer (check --compression)")?;
+    let registry = args.registry.client()?;
+    let subject = format!("{}-value", args.kafka.topic);
+    registry
+        .check(&subject)
+        .await
+        .map_err(|f| anyhow!("{}", f.message))?;
     let mut publisher = Publisher::new(
         producer,
         args.registry.settings()?,
@@ -71,7 +77,7 @@ pub async fn run(
         &args.kafka.topic,
     );
     let schema_id = publisher
-        .register_schema(args.registry_connect_timeout)
+        .register_schema(&registry, args.registry.connect_timeout)
         .await?;
     tracing::info!(schema_id, subject = %format!("{}-value", args.kafka.topic), "schema registered");
 
@@ -85,18 +91,34 @@ pub async fn run(
         rate: args.rate,
         progress_interval: args.progress_interval,
     };
-    let (mut summary, mut failure) = publish_pages(&mut publisher, pages, pace, stop).await;
+    let (mut summary, failure) = publish_pages(&mut publisher, pages, pace, stop).await;
 
     let delivered = publisher.finish(args.delivery_timeout).await?;
-    summary.published = delivered.delivered;
-    summary.failed =
-        delivered.failed + (delivered.enqueued - delivered.delivered - delivered.failed);
     summary.seconds = started.elapsed().as_secs_f64();
-    if failure.is_none() {
-        failure = delivered
-            .first_error
-            .map(|e| format!("{} record(s) not delivered; first: {e}", summary.failed));
-    }
+    settle(summary, &delivered, failure)
+}
+
+/// Closes the books: `Ok` only if every accepted user is on the topic. Any
+/// record not encoded or not delivered, or an early stop, is an error that
+/// still carries the exact counts.
+pub fn settle(
+    mut summary: Summary,
+    delivered: &Delivered,
+    failure: Option<String>,
+) -> Result<Summary> {
+    summary.published = delivered.delivered;
+    summary.failed = delivered.failed();
+    let failure = failure.or_else(|| {
+        (summary.failed > 0).then(|| {
+            format!(
+                "{} record(s) not published ({} not encodable, {} not delivered); first: {}",
+                summary.failed,
+                delivered.unencodable,
+                summary.failed - delivered.unencodable,
+                delivered.first_error.as_deref().unwrap_or("unknown")
+            )
+        })
+    });
     match failure {
         None => Ok(summary),
         Some(reason) => Err(RunError { reason, summary }.into()),
@@ -198,7 +220,7 @@ pub async fn publish_pages(
                 fetched = summary.fetched,
                 published = s.delivered,
                 rejected = summary.rejected,
-                failed = s.failed,
+                failed = s.failed(),
                 users_per_s = (s.delivered as f64 / started.elapsed().as_secs_f64()).round(),
                 "progress"
             );

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use common::backoff::Backoff;
+use common::fault::{http_status_class, is_tls_trust_failure, Class};
 use domain::{ApiPage, PageError};
 use reqwest::StatusCode;
 
@@ -94,13 +95,13 @@ impl ApiSource {
             .send()
             .await
             .map_err(|e| {
-                let cause = root_cause(&e);
-                if cause.contains("certificate") {
+                if is_tls_trust_failure(&e) {
                     // Retrying cannot fix trust; say what would.
                     Attempt::Fatal(format!(
-                        "the TLS certificate of {} is not trusted: {cause}. Behind a private CA, \
+                        "the TLS certificate of {} is not trusted: {}. Behind a private CA, \
                          add it to the system store or point SSL_CERT_FILE at a bundle with it.",
-                        self.url
+                        self.url,
+                        root_cause(&e)
                     ))
                 } else {
                     Attempt::Retry(describe(&self.url, &e), None)
@@ -125,7 +126,7 @@ impl ApiSource {
                 retry_after,
             ));
         }
-        if status.is_server_error() {
+        if !status.is_success() && http_status_class(status.as_u16()) == Class::Retry {
             return Err(Attempt::Retry(
                 format!("HTTP {status}: {}", said()),
                 retry_after,
