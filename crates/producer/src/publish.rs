@@ -294,7 +294,8 @@ async fn incompatible(registry: &Registry, subject: &str) -> String {
                 .map(|m| m.as_str().map_or_else(|| m.to_string(), str::to_string))
                 .collect::<Vec<_>>()
                 .join("; "),
-            _ => answer.body.to_string(),
+            // Confluent lists reasons with ?verbose=true; not every registry does.
+            _ => format!("no reasons given ({})", answer.body),
         },
         Err(f) => f.message,
     };

@@ -53,3 +53,55 @@ pub fn produce_raw(services: &Services, topic: &str, records: &[(&[u8], &[u8])])
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
 }
+
+fn client(services: &Services, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", &services.kafka)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("metadata consumer")
+}
+
+fn partitions(consumer: &BaseConsumer, topic: &str) -> Vec<i32> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("topic metadata");
+    metadata
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect()
+}
+
+/// Records on `topic` (sum of its partitions' high watermarks): what was
+/// published, without waiting for a reader to join a group.
+pub fn record_count(services: &Services, topic: &str) -> i64 {
+    let consumer = client(services, &crate::unique("counter"));
+    partitions(&consumer, topic)
+        .into_iter()
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .expect("watermarks")
+                .1
+        })
+        .sum()
+}
+
+/// Offsets `group` has committed on `topic`, summed over partitions (a
+/// partition without a commit counts 0): how far a restart would resume.
+pub fn committed(services: &Services, group: &str, topic: &str) -> i64 {
+    let consumer = client(services, group);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in partitions(&consumer, topic) {
+        tpl.add_partition(topic, p);
+    }
+    consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .expect("committed offsets")
+        .elements()
+        .iter()
+        .map(|e| e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(0))
+        .sum()
+}

@@ -106,20 +106,45 @@ impl Lane {
 
     pub async fn count(&self, services: &Services) -> i64 {
         let session = services.cassandra_session().await;
-        // Before the consumer created the table there is nothing to count.
-        let Ok(result) = session
+        // Before the consumer created the table there is nothing to count; any
+        // other failure is a failure of the test, not zero rows.
+        let tables = session
             .query_unpaged(
-                format!("SELECT COUNT(*) FROM {}.created_users", self.keyspace),
-                (),
+                "SELECT table_name FROM system_schema.tables \
+                 WHERE keyspace_name = ? AND table_name = 'created_users'",
+                (&self.keyspace,),
             )
             .await
-        else {
+            .expect("look up the table")
+            .into_rows_result()
+            .expect("table rows");
+        if tables.rows_num() == 0 {
             return 0;
+        }
+        // A table just created is listed a moment before every node serves it:
+        // give it a few seconds, then report what Cassandra says.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let result = loop {
+            match session
+                .query_unpaged(
+                    format!("SELECT COUNT(*) FROM {}.created_users", self.keyspace),
+                    (),
+                )
+                .await
+            {
+                Ok(result) => break result,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    eprintln!("count not answered yet: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("counting rows of {}: {e}", self.keyspace),
+            }
         };
         result
             .into_rows_result()
-            .ok()
-            .and_then(|rows| rows.single_row::<(i64,)>().ok())
-            .map_or(0, |r| r.0)
+            .expect("count result")
+            .single_row::<(i64,)>()
+            .expect("one count")
+            .0
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use domain::{to_row, UserRow};
-use integration::kafka::{produce_raw, read_topic};
+use integration::kafka::{committed, produce_raw, read_topic};
 use integration::pipeline::{Lane, LIMIT};
 use integration::{bins, Services};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -122,25 +122,33 @@ async fn a_consumer_killed_mid_run_loses_nothing_on_restart() {
         .consumer(&s, &["--max-in-flight", "1"])
         .spawn()
         .expect("spawn consumer");
+    // Kill once rows are written and some offsets committed (auto-commit, every second).
     let deadline = Instant::now() + Duration::from_secs(120);
-    let written_at_kill = loop {
-        let n = lane.count(&s).await;
-        if n >= 300 {
-            break n;
+    loop {
+        if lane.count(&s).await >= 300 && committed(&s, &lane.group, &lane.topic) > 0 {
+            break;
         }
-        assert!(Instant::now() < deadline, "consumer wrote nothing in 120s");
+        assert!(Instant::now() < deadline, "no rows and commits in 120s");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    }
     child.kill().await.expect("SIGKILL");
+    child.wait().await.expect("reaped");
+    let committed_at_kill = committed(&s, &lane.group, &lane.topic);
+    let rows_at_kill = lane.count(&s).await;
     assert!(
-        written_at_kill < 3000,
-        "killed before the end ({written_at_kill} rows)"
+        rows_at_kill < 3000,
+        "killed before the end ({rows_at_kill} rows)"
+    );
+    assert!(
+        committed_at_kill <= rows_at_kill,
+        "an offset ({committed_at_kill}) was committed before its row ({rows_at_kill} rows)"
     );
 
     let out = lane.consume(&s, &[]).await;
-    assert!(
-        out.summary("consumed") < 3000 + 300,
-        "resumed from committed offsets, not from the start: {out}"
+    assert_eq!(
+        out.summary("consumed") as i64,
+        3000 - committed_at_kill,
+        "resumed exactly at the committed offsets: {out}"
     );
     let rows = lane.rows(&s).await;
     assert_rows_match(&rows, &users, 0);
@@ -198,12 +206,19 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_stream_moves_on() {
     let g = by_key[&b"g".to_vec()];
     assert_eq!(g.payload(), Some(garbage), "original bytes kept");
     assert_eq!(header(g, "dlq.error.kind"), "framing");
+    assert_eq!(header(g, "dlq.error.class"), "poison");
+    let when = chrono::DateTime::parse_from_rfc3339(&header(g, "dlq.time")).expect("dlq.time");
+    assert!(
+        (chrono::Utc::now() - when.to_utc()).num_minutes().abs() < 10,
+        "{when}"
+    );
     assert!(header(g, "dlq.error").contains("not Confluent wire format"));
     assert_eq!(header(g, "dlq.source.topic"), lane.topic);
     assert!(header(g, "dlq.source.offset").parse::<i64>().is_ok());
     assert!(header(g, "dlq.source.partition").parse::<i32>().is_ok());
     let u = by_key[&b"u".to_vec()];
     assert_eq!(header(u, "dlq.error.kind"), "schema");
+    assert_eq!(header(u, "dlq.error.class"), "poison");
     assert!(
         header(u, "dlq.error").contains("schema id 2147483393"),
         "{}",

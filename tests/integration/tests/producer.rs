@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use domain::ApiPage;
 use integration::api::{fixture, FakeApi, Reply};
-use integration::kafka::read_topic;
+use integration::kafka::{read_topic, record_count};
 use integration::{bins, unique, Services};
 use rdkafka::Message;
 use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, SrSettings};
@@ -349,11 +349,13 @@ async fn a_registry_that_rejects_the_schema_fails_the_run() {
     assert!(!out.success, "{out}");
     assert!(
         out.stderr.contains(&format!(
-            "rejected schemas/user.avsc for subject {topic}-value"
-        )),
+            "schemas/user.avsc is incompatible with the latest version of subject {topic}-value"
+        )) && out.stderr.contains("so nothing was published")
+            && out.stderr.contains("Evolving the schema"),
         "{out}"
     );
     assert_eq!(api.requests(), 0);
+    assert_eq!(record_count(&s, &topic), 0, "nothing published");
 }
 
 #[tokio::test]
