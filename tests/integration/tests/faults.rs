@@ -107,7 +107,7 @@ async fn cassandra_refusing_writes_mid_run_stops_with_only_written_rows_committe
     let s = Services::from_env();
     let lane = Lane::new("refused");
     lane.publish(&s, 40).await;
-    let mut child = lane.consumer(&s, &[]).spawn().expect("spawn consumer");
+    let child = lane.consumer(&s, &[]).spawn().expect("spawn consumer");
 
     let deadline = Instant::now() + Duration::from_secs(120);
     while !(lane.count(&s).await == 40 && committed(&s, &lane.group, &lane.topic) == 40) {
