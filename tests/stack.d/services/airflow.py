@@ -75,7 +75,7 @@ class Airflow(Service):
             "AIRFLOW_HOME": HOME,
             "AIRFLOW__CORE__DAGS_FOLDER": os.path.join(plumbing.ROOT, "dags"),
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            # Compose: 4; each LocalExecutor worker is a Python process, and these machines have 2 cores
+            # as Compose: each LocalExecutor worker is a Python process of ~140 MiB
             "AIRFLOW__CORE__PARALLELISM": "2",
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "2",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
