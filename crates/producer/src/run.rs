@@ -228,3 +228,41 @@ pub async fn publish_pages(
     }
     (summary, None)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_books_count_every_record_not_on_the_topic_and_fail_the_run() {
+        let delivered = Delivered {
+            unencodable: 2,
+            enqueued: 10,
+            delivered: 7,
+            undelivered: 1,
+            first_error: Some("first".into()),
+        };
+        // 2 not encoded + 1 refused + 2 never reported.
+        assert_eq!(delivered.failed(), 5);
+        let err = settle(Summary::default(), &delivered, None).expect_err("losses fail the run");
+        let run = err.downcast_ref::<RunError>().expect("RunError");
+        assert_eq!((run.summary.published, run.summary.failed), (7, 5));
+        assert!(run
+            .reason
+            .starts_with("5 record(s) not published (2 not encodable, 3 not delivered)"));
+
+        let clean = Delivered {
+            enqueued: 3,
+            delivered: 3,
+            ..Delivered::default()
+        };
+        let summary = settle(Summary::default(), &clean, None).expect("all delivered");
+        assert_eq!((summary.published, summary.failed), (3, 0));
+        assert!(settle(
+            Summary::default(),
+            &clean,
+            Some("interrupted by SIGTERM".into())
+        )
+        .is_err());
+    }
+}

@@ -7,6 +7,7 @@ pub mod api;
 pub mod bins;
 pub mod kafka;
 pub mod pipeline;
+pub mod registry;
 pub mod services;
 
 pub use services::Services;

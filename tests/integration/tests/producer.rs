@@ -390,3 +390,79 @@ async fn duration_streams_until_the_time_is_up_at_the_capped_rate() {
         published
     );
 }
+
+#[tokio::test]
+async fn records_that_cannot_be_encoded_are_counted_exactly_and_fail_the_run() {
+    use producer::publish::Publisher;
+    use rdkafka::producer::FutureProducer;
+
+    let s = Services::from_env();
+    let topic = unique("unencodable");
+    // The subject's schema changed under a running publisher to one that
+    // schemas/user.avsc cannot be registered beside: every encode now fails.
+    let other = r#"{"type":"record","name":"User","namespace":"io.userpipeline.v1","fields":[{"name":"must_have","type":"string"}]}"#;
+    let resp = reqwest::Client::new()
+        .post(format!("{}/subjects/{topic}-value/versions", s.registry))
+        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        .body(json!({"schema": other}).to_string())
+        .send()
+        .await
+        .expect("register other schema");
+    assert!(resp.status().is_success());
+    let registry = common::registry::RegistryArgs {
+        url: s.registry.clone(),
+        timeout: Duration::from_secs(10),
+        connect_timeout: Duration::from_secs(30),
+    };
+    let kafka: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s.kafka)
+        .set("enable.idempotence", "true")
+        .create()
+        .expect("Kafka producer");
+    let mut publisher = Publisher::new(
+        kafka,
+        registry.settings().expect("settings"),
+        &s.registry,
+        &topic,
+    );
+    let users = ApiPage::parse(fixture("quirks.json").as_bytes())
+        .expect("fixture")
+        .users;
+    for user in &users {
+        publisher
+            .publish(user)
+            .await
+            .expect("an encode failure does not stop publishing");
+    }
+    let delivered = publisher
+        .finish(Duration::from_secs(30))
+        .await
+        .expect("finish");
+    let n = users.len() as u64;
+    assert_eq!(
+        (
+            delivered.unencodable,
+            delivered.enqueued,
+            delivered.delivered,
+            delivered.failed()
+        ),
+        (n, 0, 0, n)
+    );
+    let summary = producer::Summary {
+        fetched: n,
+        ..Default::default()
+    };
+    let err =
+        producer::run::settle(summary, &delivered, None).expect_err("a run with losses fails");
+    let run = err
+        .downcast_ref::<producer::run::RunError>()
+        .expect("RunError");
+    assert_eq!((run.summary.published, run.summary.failed), (0, n));
+    assert!(
+        run.reason.contains(&format!(
+            "{n} record(s) not published ({n} not encodable, 0 not delivered)"
+        )),
+        "{}",
+        run.reason
+    );
+}

@@ -1,0 +1,49 @@
+//! Registering schemas and framing records as a Confluent serializer would,
+//! for tests that write what the producer would not (other schema versions).
+
+use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
+use apache_avro::Schema;
+use serde_json::json;
+
+use crate::Services;
+
+pub async fn register(s: &Services, subject: &str, schema: &serde_json::Value) -> u32 {
+    let response = reqwest::Client::new()
+        .post(format!("{}/subjects/{subject}/versions", s.registry))
+        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        .body(json!({ "schema": schema.to_string() }).to_string())
+        .send()
+        .await
+        .expect("register schema");
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("registry JSON");
+    assert!(
+        status.is_success(),
+        "registering under {subject}: {status} {body}"
+    );
+    body["id"].as_u64().expect("schema id") as u32
+}
+
+/// Confluent framing around a datum written with `schema`.
+pub fn framed(id: u32, schema: &Schema, value: Value) -> Vec<u8> {
+    let mut bytes = vec![0u8];
+    bytes.extend_from_slice(&id.to_be_bytes());
+    let datum = GenericDatumWriter::builder(schema)
+        .build()
+        .expect("writer")
+        .write_value_to_vec(value)
+        .expect("datum of the writer schema");
+    bytes.extend(datum);
+    bytes
+}
+
+/// `schema` (a record) with an optional `nickname` added: a compatible evolution.
+pub fn with_nickname(schema: &serde_json::Value) -> serde_json::Value {
+    let mut newer = schema.clone();
+    newer["fields"]
+        .as_array_mut()
+        .expect("fields")
+        .push(json!({"name": "nickname", "type": ["null", "string"], "default": null}));
+    newer
+}
