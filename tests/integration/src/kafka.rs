@@ -105,3 +105,22 @@ pub fn committed(services: &Services, group: &str, topic: &str) -> i64 {
         .map(|e| e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(0))
         .sum()
 }
+
+/// Creates `topic` (the test bed, like production clusters, does not auto-create).
+pub async fn create_topic(services: &Services, topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &services.kafka)
+        .create()
+        .expect("admin client");
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("create topic");
+    for result in results {
+        result.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use domain::{to_row, UserRow};
-use integration::kafka::{committed, produce_raw, read_topic};
+use integration::kafka::{committed, create_topic, produce_raw, read_topic};
 use integration::pipeline::{Lane, LIMIT};
 use integration::{bins, Services};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -293,4 +293,51 @@ async fn health_and_metrics_report_the_run_and_sigterm_stops_it_cleanly() {
         !bins::run(check, LIMIT).await.success,
         "--healthcheck fails with no consumer"
     );
+}
+
+#[tokio::test]
+async fn the_dead_letter_topic_replays_through_the_consumer_once_the_cause_is_fixed() {
+    let s = Services::from_env();
+    let lane = Lane::new("replay");
+    let users = lane.publish(&s, 30).await;
+    // What a consumer of an earlier release left on the DLQ when its registry
+    // URL was wrong: good records, with their keys and bytes kept, and one that
+    // really is poison.
+    let good = read_topic(&s, &lane.topic, 30, Duration::from_secs(20));
+    assert_eq!(good.len(), 30);
+    let mut dead: Vec<(&[u8], &[u8])> = good
+        .iter()
+        .map(|m| (m.key().expect("key"), m.payload().expect("payload")))
+        .collect();
+    dead.push((b"junk", b"not avro at all"));
+    create_topic(&s, &lane.dlq, 3).await;
+    produce_raw(&s, &lane.dlq, &dead);
+
+    // The documented replay: the consumer reads the DLQ as its topic, in a
+    // group of its own, with a DLQ of its own for what is still poison.
+    let replay_dlq = format!("{}.replay", lane.dlq);
+    let mut cmd = bins::command("consumer", &s);
+    cmd.args(["--topic", &lane.dlq, "--dlq-topic", &replay_dlq])
+        .args(["--group-id", &format!("{}_replay", lane.group)])
+        .args(["--keyspace", &lane.keyspace, "--exit-when-idle", "5s"])
+        .env("CONSUMER_HTTP_ADDR", "127.0.0.1:0");
+    let out = bins::run(cmd, LIMIT).await;
+    assert!(out.success, "{out}");
+    assert_eq!(
+        (out.summary("written"), out.summary("dead_lettered")),
+        (30, 1),
+        "{out}"
+    );
+    assert_rows_match(&lane.rows(&s).await, &users, 0);
+    let still_poison = read_topic(&s, &replay_dlq, 1, Duration::from_secs(20));
+    assert_eq!(still_poison.len(), 1);
+    assert_eq!(still_poison[0].key(), Some(&b"junk"[..]));
+    let source = still_poison[0]
+        .headers()
+        .expect("headers")
+        .iter()
+        .find(|h| h.key == "dlq.source.topic")
+        .and_then(|h| h.value)
+        .expect("dlq.source.topic");
+    assert_eq!(source, lane.dlq.as_bytes());
 }
