@@ -386,7 +386,10 @@ async fn duration_streams_until_the_time_is_up_at_the_capped_rate() {
         .stdout
         .lines()
         .rfind(|l| l.contains("summary:"))
-        .and_then(|l| l.split_whitespace().find_map(|kv| kv.strip_prefix("seconds=")))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find_map(|kv| kv.strip_prefix("seconds="))
+        })
         .and_then(|v| v.parse().ok())
         .expect("seconds= in the summary");
     assert!(seconds >= 3.0, "stopped before --duration: {out}");
