@@ -2,7 +2,6 @@
 consumer, Cassandra. Python standard library only (the browser part is in conftest.py)."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -150,12 +149,6 @@ class FakeApi:
         self.log.close()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def consume(topic, timeout=180):
     """The real consumer binary on `topic` (its own group, keyspace and DLQ) until idle; returns the
     number of rows it wrote to Cassandra, counted there."""
@@ -167,7 +160,7 @@ def consume(topic, timeout=180):
     e.update(KAFKA_BOOTSTRAP_SERVERS=env("KAFKA_BOOTSTRAP_SERVERS"), SCHEMA_REGISTRY_URL=env("SCHEMA_REGISTRY_URL"),
              CASSANDRA_CONTACT_POINTS=env("CASSANDRA_CONTACT_POINTS"), RUST_LOG="info,librdkafka=warn,rdkafka=warn")
     r = subprocess.run([consumer, "--topic", topic, "--dlq-topic", topic + ".dlq", "--group-id", "g_" + topic,
-                        "--keyspace", keyspace, "--http-addr", "127.0.0.1:%d" % free_port(),
+                        "--keyspace", keyspace, "--http-addr", "127.0.0.1:0",
                         "--exit-when-idle", "5s", "--progress-interval", "2s"],
                        env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
     assert r.returncode == 0, "consumer failed:\n" + r.stdout[-4000:]
