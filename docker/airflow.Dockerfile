@@ -11,11 +11,11 @@ ARG AIRFLOW_VERSION=3.3.2
 
 # ---- builder (keep identical to docker/airflow.Dockerfile) -----------------------------------
 FROM rust:${RUST_VERSION}-bookworm AS builder
-# cmake + build-essential: librdkafka (rdkafka "cmake-build") and aws-lc-sys; the -dev packages are
+# cmake + build-essential: librdkafka (rdkafka "cmake-build", with "ssl" for SASL_SSL) and aws-lc-sys; the -dev packages are
 # what librdkafka's build probes for.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      cmake libcurl4-openssl-dev libsasl2-dev pkg-config build-essential \
+      cmake libcurl4-openssl-dev libsasl2-dev libssl-dev pkg-config build-essential \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # 1. Dependency layer: manifests + stub sources, so that editing the code does not rebuild the
@@ -48,10 +48,10 @@ RUN find crates tests/integration -name '*.rs' -exec touch {} + \
 
 FROM apache/airflow:${AIRFLOW_VERSION}
 USER root
-# The producer loads libz, libgcc_s, libm and libc (ldd); the Airflow image (Debian) normally has
+# The producer loads libssl, libcrypto, libz, libgcc_s, libm and libc (ldd); the Airflow image (Debian) normally has
 # them already, this makes it explicit. ca-certificates: TLS to the Random User API.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates zlib1g libgcc-s1 \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 zlib1g libgcc-s1 \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && install -d -m 0775 -o airflow -g 0 /opt/airflow/auth

@@ -11,11 +11,11 @@ ARG RUST_VERSION=1.95.0
 
 # ---- builder (keep identical to docker/airflow.Dockerfile) -----------------------------------
 FROM rust:${RUST_VERSION}-bookworm AS builder
-# cmake + build-essential: librdkafka (rdkafka "cmake-build") and aws-lc-sys; the -dev packages are
+# cmake + build-essential: librdkafka (rdkafka "cmake-build", with "ssl" for SASL_SSL) and aws-lc-sys; the -dev packages are
 # what librdkafka's build probes for.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      cmake libcurl4-openssl-dev libsasl2-dev pkg-config build-essential \
+      cmake libcurl4-openssl-dev libsasl2-dev libssl-dev pkg-config build-essential \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # 1. Dependency layer: manifests + stub sources, so that editing the code does not rebuild the

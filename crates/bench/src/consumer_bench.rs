@@ -76,7 +76,11 @@ pub async fn run(args: Args) -> Result<()> {
 /// Puts the users on the topic as the producer would (registry-framed Avro).
 async fn load(args: &Args, topic: &str, users: &[domain::User]) -> Result<()> {
     args.kafka.ensure_topics(&[topic]).await?;
-    let producer: FutureProducer = args.kafka.client_config().set("linger.ms", "20").create()?;
+    let producer: FutureProducer = args
+        .kafka
+        .client_config(&[], &[])?
+        .set("linger.ms", "20")
+        .create()?;
     let mut publisher = Publisher::new(
         producer.clone(),
         args.registry.settings()?,
@@ -209,7 +213,7 @@ async fn decode_cost(args: &Args, topic: &str) -> Result<()> {
     let messages = {
         let consumer: rdkafka::consumer::BaseConsumer = args
             .kafka
-            .client_config()
+            .client_config(&[], &[])?
             .set("group.id", format!("{topic}_probe"))
             .set("auto.offset.reset", "earliest")
             .create()?;

@@ -22,11 +22,10 @@ pub struct Args {
 fn producer(kafka: &KafkaArgs) -> Result<FutureProducer> {
     // The producer binary's settings (crates/producer/src/run.rs).
     Ok(kafka
-        .client_config()
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "20")
+        .client_config(
+            &[("compression.type", "lz4"), ("linger.ms", "20")],
+            &common::kafka::producer_guarantees(),
+        )?
         .create()?)
 }
 

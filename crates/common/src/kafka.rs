@@ -1,3 +1,7 @@
+//! Kafka: the connection flags both binaries share, the client settings built
+//! from them, the start-up check, topic creation, and the class of Kafka errors.
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -8,12 +12,19 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 use crate::fault::Class;
+use crate::secret::Secret;
+
+pub mod properties;
+
+pub use properties::Property;
 
 #[derive(Debug, Clone, Args)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers, comma-separated host:port. From the host with
     /// Compose: localhost:9092; from a container on its network: kafka:29092.
     #[arg(
+        value_name = "BOOTSTRAP_SERVERS",
+        id = "kafka_bootstrap_servers",
         long = "bootstrap-servers",
         env = "KAFKA_BOOTSTRAP_SERVERS",
         default_value = "localhost:9092"
@@ -21,11 +32,19 @@ pub struct KafkaArgs {
     pub bootstrap_servers: String,
 
     /// Topic the users are published to and consumed from.
-    #[arg(long = "topic", env = "KAFKA_TOPIC", default_value = "users_created")]
+    #[arg(
+        value_name = "TOPIC",
+        id = "kafka_topic",
+        long = "topic",
+        env = "KAFKA_TOPIC",
+        default_value = "users_created"
+    )]
     pub topic: String,
 
     /// Partitions of the topic when it has to be created (an existing topic is left as it is).
     #[arg(
+        value_name = "PARTITIONS",
+        id = "kafka_partitions",
         long = "topic-partitions",
         env = "KAFKA_TOPIC_PARTITIONS",
         default_value_t = 3
@@ -34,6 +53,8 @@ pub struct KafkaArgs {
 
     /// Replication factor of topics this program creates.
     #[arg(
+        value_name = "REPLICATION",
+        id = "kafka_replication",
         long = "topic-replication",
         env = "KAFKA_TOPIC_REPLICATION",
         default_value_t = 1
@@ -41,20 +62,197 @@ pub struct KafkaArgs {
     pub replication: i32,
 
     /// How long to wait for the broker at start-up before giving up.
-    #[arg(long = "kafka-connect-timeout", env = "KAFKA_CONNECT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(value_name = "CONNECT_TIMEOUT", id = "kafka_connect_timeout", long = "kafka-connect-timeout", env = "KAFKA_CONNECT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
+
+    /// Protocol to the brokers: plaintext, ssl, sasl_plaintext or sasl_ssl (librdkafka's
+    /// security.protocol).
+    #[arg(
+        value_name = "SECURITY_PROTOCOL",
+        id = "kafka_security_protocol",
+        long = "kafka-security-protocol",
+        env = "KAFKA_SECURITY_PROTOCOL"
+    )]
+    pub security_protocol: Option<String>,
+
+    /// SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
+    #[arg(
+        value_name = "SASL_MECHANISM",
+        id = "kafka_sasl_mechanism",
+        long = "kafka-sasl-mechanism",
+        env = "KAFKA_SASL_MECHANISM"
+    )]
+    pub sasl_mechanism: Option<String>,
+
+    /// SASL user name.
+    #[arg(
+        value_name = "SASL_USERNAME",
+        id = "kafka_sasl_username",
+        long = "kafka-sasl-username",
+        env = "KAFKA_SASL_USERNAME"
+    )]
+    pub sasl_username: Option<String>,
+
+    /// SASL password. Never logged; prefer the environment variable to the flag, which other
+    /// users of the machine can read in the process list.
+    #[arg(
+        value_name = "SASL_PASSWORD",
+        id = "kafka_sasl_password",
+        long = "kafka-sasl-password",
+        env = "KAFKA_SASL_PASSWORD",
+        hide_env_values = true
+    )]
+    pub sasl_password: Option<Secret>,
+
+    /// PEM file of the CA(s) that signed the brokers' TLS certificates (librdkafka's
+    /// ssl.ca.location), when they are not in the system trust store.
+    #[arg(
+        value_name = "SSL_CA_LOCATION",
+        id = "kafka_ssl_ca_location",
+        long = "kafka-ssl-ca-location",
+        env = "KAFKA_SSL_CA_LOCATION"
+    )]
+    pub ssl_ca_location: Option<PathBuf>,
+
+    /// A librdkafka properties file (key=value lines, # comments), as Java clients'
+    /// client.properties or kcat -F. Applied after the flags above.
+    #[arg(
+        value_name = "CONFIG_FILE",
+        id = "kafka_config_file",
+        long = "kafka-config-file",
+        env = "KAFKA_CONFIG_FILE"
+    )]
+    pub config_file: Option<PathBuf>,
+
+    /// Any librdkafka property as key=value; repeat the flag (in the variable, separate them
+    /// with ';'). Applied last, so it wins, except for the properties the delivery guarantee
+    /// depends on, which are refused.
+    #[arg(
+        value_name = "KEY=VALUE",
+        id = "kafka_config",
+        short = 'X',
+        long = "kafka-config",
+        env = "KAFKA_CONFIG",
+        value_delimiter = ';',
+        hide_env_values = true
+    )]
+    pub config: Vec<Property>,
+}
+
+/// A librdkafka property a client sets itself because its guarantee depends
+/// on it, and why: users may not override it.
+#[derive(Debug, Clone)]
+pub struct Guarded {
+    pub key: &'static str,
+    pub value: String,
+    pub why: &'static str,
+}
+
+impl Guarded {
+    pub fn new(key: &'static str, value: impl Into<String>, why: &'static str) -> Guarded {
+        Guarded {
+            key,
+            value: value.into(),
+            why,
+        }
+    }
+}
+
+/// What an idempotent, acks=all producer depends on: no record lost or
+/// duplicated by a retry.
+pub fn producer_guarantees() -> Vec<Guarded> {
+    vec![
+        Guarded::new(
+            "enable.idempotence",
+            "true",
+            "retries must not duplicate or reorder records",
+        ),
+        Guarded::new(
+            "acks",
+            "all",
+            "a record counts as delivered only once every in-sync replica has it",
+        ),
+    ]
 }
 
 impl KafkaArgs {
-    /// Client settings shared by every Kafka client of this program.
-    pub fn client_config(&self) -> ClientConfig {
+    /// The user's properties, in order of precedence (later wins): the named
+    /// flags, the properties file, then `--kafka-config`.
+    fn user_properties(&self) -> Result<Vec<Property>> {
+        let named = [
+            ("security.protocol", self.security_protocol.clone()),
+            ("sasl.mechanism", self.sasl_mechanism.clone()),
+            ("sasl.username", self.sasl_username.clone()),
+            (
+                "sasl.password",
+                self.sasl_password.as_ref().map(|p| p.expose().to_string()),
+            ),
+            (
+                "ssl.ca.location",
+                self.ssl_ca_location
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+            ),
+        ];
+        let mut props: Vec<Property> = named
+            .into_iter()
+            .filter_map(|(key, value)| {
+                value.map(|value| Property {
+                    key: key.to_string(),
+                    value,
+                })
+            })
+            .collect();
+        if let Some(path) = &self.config_file {
+            props.extend(properties::read_file(path)?);
+        }
+        props.extend(self.config.iter().cloned());
+        Ok(props)
+    }
+
+    /// Client settings: our `defaults`, then the user's properties (which win
+    /// over them), then the `guarded` ones this client's guarantee depends on.
+    /// A user property that tries to change a guarded one is refused, all of
+    /// them listed at once.
+    pub fn client_config(
+        &self,
+        defaults: &[(&str, &str)],
+        guarded: &[Guarded],
+    ) -> Result<ClientConfig> {
+        let props = self.user_properties()?;
+        let refused: Vec<String> = props
+            .iter()
+            .filter_map(|p| {
+                guarded.iter().find(|g| g.key == p.key).map(|g| {
+                    format!(
+                        "{} cannot be set (this client sets {}={}: {})",
+                        g.key, g.key, g.value, g.why
+                    )
+                })
+            })
+            .collect();
+        if !refused.is_empty() {
+            bail!(
+                "Kafka settings refused: {}. Remove them from KAFKA_CONFIG / KAFKA_CONFIG_FILE.",
+                refused.join("; ")
+            );
+        }
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.bootstrap_servers)
             // librdkafka's own log lines go through `tracing` via rdkafka's `log` bridge;
             // keep them to real problems.
             .set("log_level", "4");
-        config
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
+        for p in props {
+            config.set(p.key, p.value);
+        }
+        for g in guarded {
+            config.set(g.key, &g.value);
+        }
+        Ok(config)
     }
 
     /// Waits (bounded by `connect_timeout`) until a broker answers a metadata
@@ -68,10 +266,12 @@ impl KafkaArgs {
                 Ok(_) => return Ok(()),
                 Err(e) if left.is_zero() => bail!(
                     "Kafka at {} did not answer within {:?} ({e}). Is the broker up, and is {} \
-                     an address it advertises to this host (KAFKA_BOOTSTRAP_SERVERS)?",
+                     an address it advertises to this host (KAFKA_BOOTSTRAP_SERVERS)? If its \
+                     listener wants TLS or SASL, set KAFKA_SECURITY_PROTOCOL (now {}).",
                     self.bootstrap_servers,
                     self.connect_timeout,
-                    self.bootstrap_servers
+                    self.bootstrap_servers,
+                    self.security_protocol.as_deref().unwrap_or("plaintext")
                 ),
                 Err(_) => continue,
             }
@@ -82,7 +282,7 @@ impl KafkaArgs {
     /// auto-creation, which is off in production clusters.
     pub async fn ensure_topics(&self, topics: &[&str]) -> Result<()> {
         let admin: AdminClient<DefaultClientContext> = self
-            .client_config()
+            .client_config(&[], &[])?
             .create()
             .context("creating the Kafka admin client")?;
         tokio::task::block_in_place(|| self.wait_for_broker(admin.inner()))?;

@@ -8,6 +8,7 @@
 //! error answer the converter could not parse) are plain GET/POSTs here.
 
 use std::error::Error as _;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
@@ -18,6 +19,7 @@ use schema_registry_converter::schema_registry_common::RawError;
 
 use crate::backoff::Backoff;
 use crate::fault::{http_status_class, is_tls_trust_failure, Class, Fault};
+use crate::secret::UserInfo;
 
 /// Confluent error code: no schema with this id.
 pub const SCHEMA_NOT_FOUND: u32 = 40403;
@@ -29,6 +31,7 @@ pub struct RegistryArgs {
     /// Base URL of the Confluent-compatible Schema Registry (for Apicurio, its
     /// ccompat API, e.g. http://localhost:8081/apis/ccompat/v7).
     #[arg(
+        value_name = "URL",
         long = "schema-registry-url",
         env = "SCHEMA_REGISTRY_URL",
         default_value = "http://localhost:8081"
@@ -36,35 +39,96 @@ pub struct RegistryArgs {
     pub url: String,
 
     /// Timeout of one request to the Schema Registry.
-    #[arg(id = "schema_registry_timeout", long = "schema-registry-timeout", env = "SCHEMA_REGISTRY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(value_name = "TIMEOUT", id = "schema_registry_timeout", long = "schema-registry-timeout", env = "SCHEMA_REGISTRY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
 
     /// How long to keep retrying an unreachable (or 5xx) Schema Registry at start-up.
-    #[arg(id = "schema_registry_connect_timeout", long = "schema-registry-connect-timeout", env = "SCHEMA_REGISTRY_CONNECT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(value_name = "CONNECT_TIMEOUT", id = "schema_registry_connect_timeout", long = "schema-registry-connect-timeout", env = "SCHEMA_REGISTRY_CONNECT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
+
+    /// Basic auth for the registry as `user:password` (Confluent's `basic.auth.user.info`;
+    /// on Confluent Cloud, the API key and secret). Never logged.
+    #[arg(
+        value_name = "USER:PASSWORD",
+        id = "schema_registry_basic_auth_user_info",
+        long = "schema-registry-basic-auth-user-info",
+        env = "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+        hide_env_values = true
+    )]
+    pub basic_auth: Option<UserInfo>,
+
+    /// PEM file of the CA(s) that signed the registry's HTTPS certificate, when it is not in
+    /// the system trust store.
+    #[arg(
+        value_name = "SSL_CA_LOCATION",
+        id = "schema_registry_ssl_ca_location",
+        long = "schema-registry-ssl-ca-location",
+        env = "SCHEMA_REGISTRY_SSL_CA_LOCATION"
+    )]
+    pub ssl_ca_location: Option<PathBuf>,
 }
 
 impl RegistryArgs {
+    /// A registry at `url` with the defaults of every other setting.
+    pub fn at(url: &str) -> RegistryArgs {
+        RegistryArgs {
+            url: url.to_string(),
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(30),
+            basic_auth: None,
+            ssl_ca_location: None,
+        }
+    }
+
     fn base(&self) -> String {
         self.url.trim_end_matches('/').to_string()
     }
 
+    /// The HTTP client both the converter and our own calls use: same
+    /// timeout, same trust.
+    fn http(&self) -> Result<reqwest::ClientBuilder> {
+        let mut builder = reqwest::Client::builder().timeout(self.timeout);
+        if let Some(path) = &self.ssl_ca_location {
+            let pem = std::fs::read(path).map_err(|e| {
+                anyhow!(
+                    "cannot read SCHEMA_REGISTRY_SSL_CA_LOCATION {}: {e}",
+                    path.display()
+                )
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                anyhow!(
+                    "SCHEMA_REGISTRY_SSL_CA_LOCATION {} is not a PEM certificate bundle: {e}",
+                    path.display()
+                )
+            })?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        Ok(builder)
+    }
+
     /// Settings for `schema_registry_converter`'s encoders and decoders.
     pub fn settings(&self) -> Result<SrSettings> {
-        SrSettings::new_builder(self.base())
-            .set_timeout(self.timeout)
-            .build()
+        let mut settings = SrSettings::new_builder(self.base());
+        settings.set_timeout(self.timeout);
+        if let Some(auth) = &self.basic_auth {
+            settings.set_basic_authorization(&auth.user, Some(auth.password.expose()));
+        }
+        settings
+            .build_with(self.http()?)
             .map_err(|e| anyhow!("schema registry URL {:?} is not usable: {e}", self.url))
     }
 
     pub fn client(&self) -> Result<Registry> {
-        let http = reqwest::Client::builder()
-            .timeout(self.timeout)
+        let http = self
+            .http()?
             .build()
             .map_err(|e| anyhow!("building the schema registry HTTP client: {e}"))?;
         Ok(Registry {
             base: self.base(),
             http,
+            auth: self.basic_auth.clone(),
             connect_timeout: self.connect_timeout,
         })
     }
@@ -75,6 +139,7 @@ impl RegistryArgs {
 pub struct Registry {
     base: String,
     http: reqwest::Client,
+    auth: Option<UserInfo>,
     connect_timeout: Duration,
 }
 
@@ -91,7 +156,10 @@ impl Registry {
         &self.base
     }
 
-    async fn call(&self, request: reqwest::RequestBuilder) -> Result<Answer, Fault> {
+    async fn call(&self, mut request: reqwest::RequestBuilder) -> Result<Answer, Fault> {
+        if let Some(auth) = &self.auth {
+            request = request.basic_auth(&auth.user, Some(auth.password.expose()));
+        }
         let response = request
             .header(
                 reqwest::header::ACCEPT,
@@ -137,8 +205,9 @@ impl Registry {
             Fault::fatal(
                 "registry",
                 format!(
-                    "the TLS certificate of the schema registry at {} is not trusted: {}. Add its \
-                     CA to the system store or point SSL_CERT_FILE at a bundle that has it.",
+                    "the TLS certificate of the schema registry at {} is not trusted: {}. Point \
+                     SCHEMA_REGISTRY_SSL_CA_LOCATION at the CA that signed it (or add the CA to \
+                     the system store).",
                     self.base,
                     root_cause(e)
                 ),

@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use common::cassandra::CassandraArgs;
 use common::kafka::KafkaArgs;
 use common::logging::LogArgs;
 use common::registry::RegistryArgs;
@@ -28,42 +29,8 @@ pub struct Args {
     #[command(flatten)]
     pub registry: RegistryArgs,
 
-    /// Cassandra nodes, comma-separated host:port.
-    #[arg(
-        long,
-        env = "CASSANDRA_CONTACT_POINTS",
-        default_value = "localhost:9042",
-        value_delimiter = ','
-    )]
-    pub cassandra_contact_points: Vec<String>,
-
-    /// User name for Cassandra's PasswordAuthenticator (unset: no authentication).
-    #[arg(long, env = "CASSANDRA_USERNAME", requires = "cassandra_password")]
-    pub cassandra_username: Option<String>,
-
-    /// Password for Cassandra's PasswordAuthenticator.
-    #[arg(long, env = "CASSANDRA_PASSWORD", hide_env_values = true)]
-    pub cassandra_password: Option<String>,
-
-    /// Keyspace of the `created_users` table (created if missing).
-    #[arg(long, env = "CASSANDRA_KEYSPACE", default_value = "user_pipeline")]
-    pub keyspace: String,
-
-    /// Replication of the keyspace when it has to be created, as a CQL map.
-    #[arg(
-        long,
-        env = "CASSANDRA_REPLICATION",
-        default_value = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
-    )]
-    pub cassandra_replication: String,
-
-    /// How long to wait for Cassandra at start-up before giving up.
-    #[arg(long, env = "CASSANDRA_CONNECT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub cassandra_connect_timeout: Duration,
-
-    /// Timeout of one write (or query) to Cassandra; a timed-out write is retried.
-    #[arg(long, env = "CASSANDRA_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub write_timeout: Duration,
+    #[command(flatten)]
+    pub cassandra: CassandraArgs,
 
     /// Rows written concurrently.
     #[arg(long, env = "CONSUMER_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]

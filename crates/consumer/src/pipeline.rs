@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use common::backoff::Backoff;
 use common::fault::{Class, Fault};
+use common::kafka::Guarded;
 use common::registry::Registry;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -226,7 +227,7 @@ pub async fn run(
     metrics.registry.observe(true);
     let sink = Sink::connect(&args).await?;
     metrics.cassandra.observe(true);
-    tracing::info!(keyspace = %args.keyspace, "Cassandra schema applied");
+    tracing::info!(keyspace = %args.cassandra.keyspace, "Cassandra schema applied");
 
     let tracker = Arc::new(SharedTracker::default());
     let context = PipelineContext {
@@ -236,16 +237,32 @@ pub async fn run(
     };
     let consumer: KafkaConsumer = args
         .kafka
-        .client_config()
-        .set("group.id", &args.group_id)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        // Offsets are stored by us, only once their rows are durable.
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        // A killed consumer's partitions move to a live one after this long.
-        .set("session.timeout.ms", "10000")
+        .client_config(
+            &[
+                ("auto.commit.interval.ms", "1000"),
+                ("auto.offset.reset", "earliest"),
+                ("enable.partition.eof", "false"),
+                // A killed consumer's partitions move to a live one after this long.
+                ("session.timeout.ms", "10000"),
+            ],
+            &[
+                Guarded::new(
+                    "group.id",
+                    &args.group_id,
+                    "set it with --group-id (KAFKA_GROUP_ID)",
+                ),
+                Guarded::new(
+                    "enable.auto.offset.store",
+                    "false",
+                    "an offset is stored only once its row is written",
+                ),
+                Guarded::new(
+                    "enable.auto.commit",
+                    "true",
+                    "stored offsets are committed every second and on revoke and exit",
+                ),
+            ],
+        )?
         .create_with_context(context)
         .context("creating the Kafka consumer")?;
     consumer
@@ -254,9 +271,7 @@ pub async fn run(
     let consumer = Arc::new(consumer);
     let dlq_producer: FutureProducer = args
         .kafka
-        .client_config()
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
+        .client_config(&[], &common::kafka::producer_guarantees())?
         .create()
         .context("creating the dead-letter producer")?;
 

@@ -9,9 +9,7 @@ use anyhow::{bail, Context, Result};
 use common::backoff::Backoff;
 use common::fault::{Class, Fault};
 use domain::row::{schema_statements, UserRow};
-use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use scylla::errors::{DbError, ExecutionError, PrepareError, RequestAttemptError};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
@@ -29,11 +27,11 @@ impl Sink {
     /// Connects (retrying until `--cassandra-connect-timeout`), applies the
     /// schema and prepares the INSERT.
     pub async fn connect(args: &Args) -> Result<Sink> {
-        let contact_points = args.cassandra_contact_points.join(",");
-        let deadline = Instant::now() + args.cassandra_connect_timeout;
+        let contact_points = args.cassandra.contact_points();
+        let deadline = Instant::now() + args.cassandra.connect_timeout;
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
         let session = loop {
-            match Self::session(args).await {
+            match args.cassandra.session().await {
                 Ok(s) => break s,
                 Err(e) if Instant::now() < deadline => {
                     tracing::warn!(%contact_points, "Cassandra not reachable yet, retrying: {e:#}");
@@ -43,16 +41,16 @@ impl Sink {
                     "Cassandra at {contact_points} did not accept a session within {:?}: {e:#}. \
                      Is it up and listening for CQL there (CASSANDRA_CONTACT_POINTS)? With \
                      PasswordAuthenticator, set CASSANDRA_USERNAME and CASSANDRA_PASSWORD.",
-                    args.cassandra_connect_timeout
+                    args.cassandra.connect_timeout
                 ),
             }
         };
-        for statement in schema_statements(&args.keyspace, &args.cassandra_replication) {
+        for statement in schema_statements(&args.cassandra.keyspace, &args.cassandra.replication) {
             if let Err(e) = session.query_unpaged(statement.as_str(), ()).await {
                 bail!(
                     "Cassandra at {contact_points} refused `{statement}` from schemas/cassandra.cql: \
                      {e}. {}",
-                    fix_for(&e, &args.keyspace)
+                    fix_for(&e, &args.cassandra.keyspace)
                 );
             }
         }
@@ -61,13 +59,16 @@ impl Sink {
             .await_schema_agreement()
             .await
             .context("waiting for schema agreement")?;
-        let mut insert = match session.prepare(UserRow::insert_cql(&args.keyspace)).await {
+        let mut insert = match session
+            .prepare(UserRow::insert_cql(&args.cassandra.keyspace))
+            .await
+        {
             Ok(insert) => insert,
             Err(e) => bail!(
                 "Cassandra at {contact_points} refused the INSERT into {}.created_users: {e}. \
                  The table must have the columns of schemas/cassandra.cql: drop or alter it, or \
                  set CASSANDRA_KEYSPACE to a keyspace this consumer may create.",
-                args.keyspace
+                args.cassandra.keyspace
             ),
         };
         insert.set_is_idempotent(true);
@@ -77,20 +78,6 @@ impl Sink {
             insert,
             contact_points,
         })
-    }
-
-    async fn session(args: &Args) -> Result<Session> {
-        let profile = ExecutionProfile::builder()
-            .request_timeout(Some(args.write_timeout))
-            .build();
-        let mut builder = SessionBuilder::new()
-            .known_nodes(&args.cassandra_contact_points)
-            .connection_timeout(Duration::from_secs(5))
-            .default_execution_profile_handle(profile.into_handle());
-        if let (Some(user), Some(password)) = (&args.cassandra_username, &args.cassandra_password) {
-            builder = builder.user(user, password);
-        }
-        Ok(builder.build().await?)
     }
 
     /// Writes one row. A failure comes with its class: the caller retries a

@@ -51,17 +51,17 @@ pub async fn run(
 ) -> Result<Summary> {
     let started = Instant::now();
     args.kafka.ensure_topics(&[&args.kafka.topic]).await?;
+    let delivery_timeout = args.delivery_timeout.as_millis().to_string();
     let producer: FutureProducer = args
         .kafka
-        .client_config()
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("compression.type", &args.compression)
-        .set("linger.ms", "20")
-        .set(
-            "message.timeout.ms",
-            args.delivery_timeout.as_millis().to_string(),
-        )
+        .client_config(
+            &[
+                ("compression.type", args.compression.as_str()),
+                ("linger.ms", "20"),
+                ("message.timeout.ms", delivery_timeout.as_str()),
+            ],
+            &common::kafka::producer_guarantees(),
+        )?
         .create()
         .context("creating the Kafka producer (check --compression)")?;
     let registry = args.registry.client()?;

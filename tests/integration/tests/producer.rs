@@ -421,11 +421,7 @@ async fn records_that_cannot_be_encoded_are_counted_exactly_and_fail_the_run() {
         .await
         .expect("register other schema");
     assert!(resp.status().is_success());
-    let registry = common::registry::RegistryArgs {
-        url: s.registry.clone(),
-        timeout: Duration::from_secs(10),
-        connect_timeout: Duration::from_secs(30),
-    };
+    let registry = common::registry::RegistryArgs::at(&s.registry);
     let kafka: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &s.kafka)
         .set("enable.idempotence", "true")

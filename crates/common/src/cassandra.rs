@@ -1,0 +1,239 @@
+//! Cassandra connection flags and the session built from them: contact
+//! points, PasswordAuthenticator credentials, client TLS (with an optional
+//! client certificate), timeouts and the write consistency level.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Args)]
+pub struct CassandraArgs {
+    /// Cassandra nodes, comma-separated host:port. More than one lets the driver start when
+    /// one is down; it discovers the rest of the cluster from them.
+    #[arg(
+        value_name = "CONTACT_POINTS",
+        id = "cassandra_contact_points",
+        long = "cassandra-contact-points",
+        env = "CASSANDRA_CONTACT_POINTS",
+        default_value = "localhost:9042",
+        value_delimiter = ','
+    )]
+    pub contact_points: Vec<String>,
+
+    /// User name for Cassandra's PasswordAuthenticator (unset: no authentication).
+    #[arg(
+        value_name = "USERNAME",
+        id = "cassandra_username",
+        long = "cassandra-username",
+        env = "CASSANDRA_USERNAME",
+        requires = "cassandra_password"
+    )]
+    pub username: Option<String>,
+
+    /// Password for Cassandra's PasswordAuthenticator. Never logged.
+    #[arg(
+        value_name = "PASSWORD",
+        id = "cassandra_password",
+        long = "cassandra-password",
+        env = "CASSANDRA_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<Secret>,
+
+    /// Keyspace of the `created_users` table (created if missing).
+    #[arg(
+        value_name = "KEYSPACE",
+        id = "cassandra_keyspace",
+        long = "keyspace",
+        env = "CASSANDRA_KEYSPACE",
+        default_value = "user_pipeline"
+    )]
+    pub keyspace: String,
+
+    /// Replication of the keyspace when it has to be created, as a CQL map.
+    #[arg(
+        value_name = "REPLICATION",
+        id = "cassandra_replication",
+        long = "cassandra-replication",
+        env = "CASSANDRA_REPLICATION",
+        default_value = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
+    )]
+    pub replication: String,
+
+    /// How long to wait for Cassandra at start-up before giving up.
+    #[arg(value_name = "CONNECT_TIMEOUT", id = "cassandra_connect_timeout", long = "cassandra-connect-timeout", env = "CASSANDRA_CONNECT_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+
+    /// Timeout of one write (or query) to Cassandra; a timed-out write is retried.
+    #[arg(value_name = "WRITE_TIMEOUT", id = "cassandra_write_timeout", long = "write-timeout", env = "CASSANDRA_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub write_timeout: Duration,
+
+    /// PEM file of the CA(s) that signed the nodes' certificates. Setting it turns on
+    /// client TLS; each node's certificate must name the address it is reached at.
+    #[arg(
+        value_name = "SSL_CA_LOCATION",
+        id = "cassandra_ssl_ca_location",
+        long = "cassandra-ssl-ca-location",
+        env = "CASSANDRA_SSL_CA_LOCATION"
+    )]
+    pub ssl_ca_location: Option<PathBuf>,
+
+    /// PEM client certificate, for nodes that require one (require_client_auth).
+    #[arg(
+        value_name = "SSL_CERT_LOCATION",
+        id = "cassandra_ssl_cert_location",
+        long = "cassandra-ssl-cert-location",
+        env = "CASSANDRA_SSL_CERT_LOCATION",
+        requires = "cassandra_ssl_key_location"
+    )]
+    pub ssl_cert_location: Option<PathBuf>,
+
+    /// PEM private key of the client certificate.
+    #[arg(
+        value_name = "SSL_KEY_LOCATION",
+        id = "cassandra_ssl_key_location",
+        long = "cassandra-ssl-key-location",
+        env = "CASSANDRA_SSL_KEY_LOCATION",
+        requires = "cassandra_ssl_cert_location"
+    )]
+    pub ssl_key_location: Option<PathBuf>,
+
+    /// Check that each node's certificate names the address it is reached at. Turn off
+    /// only for nodes whose certificates name something else; the CA is still checked.
+    #[arg(value_name = "SSL_VERIFY_HOSTNAME", id = "cassandra_ssl_verify_hostname", 
+        long = "cassandra-ssl-verify-hostname",
+        env = "CASSANDRA_SSL_VERIFY_HOSTNAME",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub ssl_verify_hostname: bool,
+}
+
+impl CassandraArgs {
+    pub fn contact_points(&self) -> String {
+        self.contact_points.join(",")
+    }
+
+    /// One attempt at a session with these settings.
+    pub async fn session(&self) -> Result<Session> {
+        let profile = ExecutionProfile::builder()
+            .request_timeout(Some(self.write_timeout))
+            .build();
+        let mut builder = SessionBuilder::new()
+            .known_nodes(&self.contact_points)
+            .connection_timeout(Duration::from_secs(5))
+            .default_execution_profile_handle(profile.into_handle());
+        if let (Some(user), Some(password)) = (&self.username, &self.password) {
+            builder = builder.user(user, password.expose());
+        }
+        if let Some(tls) = self.tls()? {
+            builder = builder.tls_context(Some(tls));
+        }
+        Ok(builder.build().await?)
+    }
+
+    fn tls(&self) -> Result<Option<Arc<rustls::ClientConfig>>> {
+        let Some(ca) = &self.ssl_ca_location else {
+            return Ok(None);
+        };
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(ca)
+            .map_err(|e| anyhow!("CASSANDRA_SSL_CA_LOCATION {}: {e}", ca.display()))?
+        {
+            roots
+                .add(cert.map_err(|e| anyhow!("CASSANDRA_SSL_CA_LOCATION {}: {e}", ca.display()))?)
+                .context("CASSANDRA_SSL_CA_LOCATION holds a certificate that is not a CA")?;
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?;
+        let builder = if self.ssl_verify_hostname {
+            builder.with_root_certificates(roots)
+        } else {
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .context("building the certificate verifier")?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyName(verifier)))
+        };
+        let config = match (&self.ssl_cert_location, &self.ssl_key_location) {
+            (Some(cert), Some(key)) => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| anyhow!("CASSANDRA_SSL_CERT_LOCATION {}: {e}", cert.display()))?;
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| anyhow!("CASSANDRA_SSL_KEY_LOCATION {}: {e}", key.display()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .context("the client certificate does not match its key")?
+            }
+            (None, None) => builder.with_no_client_auth(),
+            _ => bail!("set both CASSANDRA_SSL_CERT_LOCATION and CASSANDRA_SSL_KEY_LOCATION"),
+        };
+        Ok(Some(Arc::new(config)))
+    }
+}
+
+/// Checks a node's certificate chain against the CA, but accepts any name on
+/// it (`--cassandra-ssl-verify-hostname false`).
+#[derive(Debug)]
+struct AnyName(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                NotValidForName | NotValidForNameContext { .. },
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
