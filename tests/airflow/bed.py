@@ -163,10 +163,15 @@ def consume(topic, timeout=180):
                         "--keyspace", keyspace, "--http-addr", "127.0.0.1:0",
                         "--exit-when-idle", "5s", "--progress-interval", "2s"],
                        env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
-    assert r.returncode == 0, "consumer failed:\n" + r.stdout[-4000:]
+    assert r.returncode == 0, "consumer failed (exit %d):\n%s" % (r.returncode, clip(r.stdout))
     host, port = env("CASSANDRA_CONTACT_POINTS").split(",")[0].rsplit(":", 1)
     rows = cql.query(host, int(port), "SELECT id FROM %s.created_users" % keyspace, timeout=30)
     return len(rows)
+
+
+def clip(text, n=2000):
+    """Head and tail of a long output: a panic's message is at the top, its backtrace below."""
+    return text if len(text) <= 2 * n else text[:n] + "\n[...]\n" + text[-n:]
 
 
 def summary(log, key):
