@@ -1,0 +1,1 @@
+//! Helpers for the cluster bed's tests (tests/cluster/tests/*.rs).

@@ -1,0 +1,1 @@
+//! Helpers for the secure bed's tests (tests/secure/tests/*.rs).
