@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::statement::Consistency;
 
 use crate::secret::Secret;
 
@@ -78,6 +80,30 @@ pub struct CassandraArgs {
     #[arg(value_name = "WRITE_TIMEOUT", id = "cassandra_write_timeout", long = "write-timeout", env = "CASSANDRA_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub write_timeout: Duration,
 
+    /// Consistency level of writes. LOCAL_QUORUM: a row counts as written (and its offset may
+    /// be committed) once a majority of its replicas in this datacenter have it, so losing
+    /// one node of three loses nothing and blocks nothing.
+    #[arg(
+        value_name = "LEVEL",
+        id = "cassandra_consistency",
+        long = "consistency",
+        env = "CASSANDRA_CONSISTENCY",
+        value_enum,
+        ignore_case = true,
+        default_value = "LOCAL_QUORUM"
+    )]
+    pub consistency: WriteConsistency,
+
+    /// Datacenter whose nodes coordinate the writes (the driver's DC-aware load balancing);
+    /// unset: any. With it, LOCAL_QUORUM means a quorum in this datacenter.
+    #[arg(
+        value_name = "DATACENTER",
+        id = "cassandra_local_dc",
+        long = "cassandra-local-dc",
+        env = "CASSANDRA_LOCAL_DC"
+    )]
+    pub local_dc: Option<String>,
+
     /// PEM file of the CA(s) that signed the nodes' certificates. Setting it turns on
     /// client TLS; each node's certificate must name the address it is reached at.
     #[arg(
@@ -120,14 +146,29 @@ pub struct CassandraArgs {
 }
 
 impl CassandraArgs {
+    /// The driver's consistency level for writes.
+    pub fn write_consistency(&self) -> Consistency {
+        self.consistency.into()
+    }
+
     pub fn contact_points(&self) -> String {
         self.contact_points.join(",")
     }
 
     /// One attempt at a session with these settings.
     pub async fn session(&self) -> Result<Session> {
+        // Token-aware (each write goes to a replica of its row), and DC-aware when a local
+        // datacenter is named.
+        let mut policy = DefaultPolicy::builder().token_aware(true);
+        if let Some(dc) = &self.local_dc {
+            policy = policy
+                .prefer_datacenter(dc.clone())
+                .permit_dc_failover(false);
+        }
         let profile = ExecutionProfile::builder()
             .request_timeout(Some(self.write_timeout))
+            .consistency(self.write_consistency())
+            .load_balancing_policy(policy.build())
             .build();
         let mut builder = SessionBuilder::new()
             .known_nodes(&self.contact_points)
@@ -186,6 +227,45 @@ impl CassandraArgs {
             _ => bail!("set both CASSANDRA_SSL_CERT_LOCATION and CASSANDRA_SSL_KEY_LOCATION"),
         };
         Ok(Some(Arc::new(config)))
+    }
+}
+
+/// Write consistency levels, as CQL names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WriteConsistency {
+    #[value(name = "ANY")]
+    Any,
+    #[value(name = "ONE")]
+    One,
+    #[value(name = "TWO")]
+    Two,
+    #[value(name = "THREE")]
+    Three,
+    #[value(name = "QUORUM")]
+    Quorum,
+    #[value(name = "ALL")]
+    All,
+    #[value(name = "LOCAL_QUORUM")]
+    LocalQuorum,
+    #[value(name = "EACH_QUORUM")]
+    EachQuorum,
+    #[value(name = "LOCAL_ONE")]
+    LocalOne,
+}
+
+impl From<WriteConsistency> for Consistency {
+    fn from(c: WriteConsistency) -> Consistency {
+        match c {
+            WriteConsistency::Any => Consistency::Any,
+            WriteConsistency::One => Consistency::One,
+            WriteConsistency::Two => Consistency::Two,
+            WriteConsistency::Three => Consistency::Three,
+            WriteConsistency::Quorum => Consistency::Quorum,
+            WriteConsistency::All => Consistency::All,
+            WriteConsistency::LocalQuorum => Consistency::LocalQuorum,
+            WriteConsistency::EachQuorum => Consistency::EachQuorum,
+            WriteConsistency::LocalOne => Consistency::LocalOne,
+        }
     }
 }
 

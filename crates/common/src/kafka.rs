@@ -61,6 +61,18 @@ pub struct KafkaArgs {
     )]
     pub replication: i32,
 
+    /// min.insync.replicas of topics this program creates: how many replicas must have a
+    /// record before acks=all reports it delivered. 0 (default): 2 when --topic-replication
+    /// is 3 or more (one broker may fail, nothing acknowledged is lost), else 1.
+    #[arg(
+        value_name = "REPLICAS",
+        id = "kafka_topic_min_insync_replicas",
+        long = "topic-min-insync-replicas",
+        env = "KAFKA_TOPIC_MIN_INSYNC_REPLICAS",
+        default_value_t = 0
+    )]
+    pub min_insync_replicas: i32,
+
     /// How long to wait for the broker at start-up before giving up.
     #[arg(value_name = "CONNECT_TIMEOUT", id = "kafka_connect_timeout", long = "kafka-connect-timeout", env = "KAFKA_CONNECT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub connect_timeout: Duration,
@@ -278,6 +290,15 @@ impl KafkaArgs {
         }
     }
 
+    /// min.insync.replicas for created topics (see the flag).
+    pub fn min_insync_replicas(&self) -> i32 {
+        match self.min_insync_replicas {
+            0 if self.replication >= 3 => 2,
+            0 => 1,
+            n => n,
+        }
+    }
+
     /// Creates `topics` unless they exist. The pipeline never relies on broker
     /// auto-creation, which is off in production clusters.
     pub async fn ensure_topics(&self, topics: &[&str]) -> Result<()> {
@@ -286,6 +307,7 @@ impl KafkaArgs {
             .create()
             .context("creating the Kafka admin client")?;
         tokio::task::block_in_place(|| self.wait_for_broker(admin.inner()))?;
+        let min_insync = self.min_insync_replicas().to_string();
         let new: Vec<NewTopic> = topics
             .iter()
             .map(|t| {
@@ -294,6 +316,7 @@ impl KafkaArgs {
                     self.partitions,
                     TopicReplication::Fixed(self.replication),
                 )
+                .set("min.insync.replicas", &min_insync)
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(self.connect_timeout));
@@ -305,11 +328,14 @@ impl KafkaArgs {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((topic, code)) => bail!(
-                    "could not create topic {topic} on {}: {code}. Check that the broker allows \
-                     {} partitions with replication factor {}.",
+                    "could not create topic {topic} on {}: {code}. Check that the cluster allows \
+                     {} partitions with replication factor {} and min.insync.replicas {} \
+                     (KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION, \
+                     KAFKA_TOPIC_MIN_INSYNC_REPLICAS), and that this user may create topics.",
                     self.bootstrap_servers,
                     self.partitions,
-                    self.replication
+                    self.replication,
+                    self.min_insync_replicas()
                 ),
             }
         }

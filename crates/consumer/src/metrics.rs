@@ -24,6 +24,8 @@ pub struct Metrics {
     pub kafka: Dependency,
     pub registry: Dependency,
     pub cassandra: Dependency,
+    /// Partitions the group gave this consumer, for /metrics and progress lines.
+    assigned: std::sync::Mutex<std::collections::BTreeSet<i32>>,
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_sum_us: AtomicU64,
 }
@@ -71,6 +73,25 @@ impl Metrics {
         } else {
             tracing::debug!(what, attempt, "retrying: {error}");
         }
+    }
+
+    pub fn assign(&self, partitions: &[i32]) {
+        self.partitions_mut().extend(partitions);
+    }
+
+    pub fn revoke(&self, partitions: &[i32]) {
+        let mut assigned = self.partitions_mut();
+        for p in partitions {
+            assigned.remove(p);
+        }
+    }
+
+    pub fn assigned(&self) -> Vec<i32> {
+        self.partitions_mut().iter().copied().collect()
+    }
+
+    fn partitions_mut(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeSet<i32>> {
+        self.assigned.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Ready when Kafka, the registry and Cassandra all answer.
@@ -123,6 +144,19 @@ impl Metrics {
             "# HELP consumer_lag_records Records behind the end of the assigned partitions.\n# TYPE consumer_lag_records gauge\nconsumer_lag_records {}",
             self.lag.load(Relaxed)
         );
+        let assigned = self.assigned();
+        let _ = writeln!(
+            out,
+            "# HELP consumer_assigned_partitions Partitions of the topic assigned to this consumer.\n# TYPE consumer_assigned_partitions gauge\nconsumer_assigned_partitions {}",
+            assigned.len()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP consumer_partition_assigned 1 for each partition assigned to this consumer.\n# TYPE consumer_partition_assigned gauge"
+        );
+        for p in assigned {
+            let _ = writeln!(out, "consumer_partition_assigned{{partition=\"{p}\"}} 1");
+        }
         for (name, dependency) in self.dependencies() {
             let _ = writeln!(
                 out,
@@ -197,6 +231,12 @@ mod tests {
         assert!(text.contains("consumer_write_latency_seconds_bucket{le=\"0.05\"} 2"));
         assert!(text.contains("consumer_write_latency_seconds_count 2"));
         assert!(text.contains("consumer_lag_records -1"));
+        assert!(text.contains("consumer_assigned_partitions 0"));
+        m.assign(&[2, 0]);
+        m.revoke(&[2]);
+        let text = m.render();
+        assert!(text.contains("consumer_assigned_partitions 1"), "{text}");
+        assert!(text.contains("consumer_partition_assigned{partition=\"0\"} 1"));
     }
 
     #[test]

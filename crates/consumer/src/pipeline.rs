@@ -70,6 +70,7 @@ impl std::fmt::Display for Summary {
 /// partitions and commit, so the next owner starts where we stopped.
 struct PipelineContext {
     tracker: Arc<SharedTracker>,
+    metrics: Arc<Metrics>,
     closing: AtomicBool,
     /// Set once the group gave us partitions; idleness only counts from then.
     assigned: AtomicBool,
@@ -97,6 +98,7 @@ impl ConsumerContext for PipelineContext {
         store_offsets(consumer, &self.tracker);
         commit(consumer, "revoke");
         self.tracker.forget(&partitions);
+        self.metrics.revoke(&partitions);
         tracing::info!(?partitions, "partitions revoked");
     }
 
@@ -104,6 +106,7 @@ impl ConsumerContext for PipelineContext {
         if let Rebalance::Assign(tpl) = rebalance {
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             tracing::info!(?partitions, "partitions assigned");
+            self.metrics.assign(&partitions);
             self.assigned.store(true, Relaxed);
         }
     }
@@ -232,6 +235,7 @@ pub async fn run(
     let tracker = Arc::new(SharedTracker::default());
     let context = PipelineContext {
         tracker: tracker.clone(),
+        metrics: metrics.clone(),
         closing: AtomicBool::new(false),
         assigned: AtomicBool::new(false),
     };
@@ -568,6 +572,7 @@ impl Progress {
             in_flight,
             lag = metrics.lag.load(Relaxed),
             rows_per_s = rate.round(),
+            partitions = ?metrics.assigned(),
             "progress"
         );
     }

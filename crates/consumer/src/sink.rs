@@ -12,7 +12,6 @@ use domain::row::{schema_statements, UserRow};
 use scylla::client::session::Session;
 use scylla::errors::{DbError, ExecutionError, PrepareError, RequestAttemptError};
 use scylla::statement::prepared::PreparedStatement;
-use scylla::statement::Consistency;
 
 use crate::cli::Args;
 
@@ -72,7 +71,7 @@ impl Sink {
             ),
         };
         insert.set_is_idempotent(true);
-        insert.set_consistency(Consistency::LocalQuorum);
+        insert.set_consistency(args.cassandra.write_consistency());
         Ok(Sink {
             session,
             insert,
