@@ -11,6 +11,7 @@ import os
 from plumbing import StackError
 from services.airflow import ApiServer, DagProcessor, Scheduler
 from services.cassandra import Cassandra
+from services.cluster import ClusterCassandra, ClusterKafka
 from services.kafka import Kafka
 from services.postgres import Postgres
 from services.registry import Registry
@@ -79,11 +80,51 @@ def default():
                     groups={"airflow": [s.name for s in airflow]})
 
 
-TOPOLOGIES = {"default": default}
+def cluster():
+    """ZooKeeper, 3 Kafka brokers, 3 Cassandra nodes and a registry, like ccm: each member on its own
+    loopback address with the standard ports. 127.0.0.2-4, not 127.0.0.1-3: the default bed keeps
+    127.0.0.1 and both run side by side (see README.md). Replicated like a production cluster:
+    RF 3 and min.insync.replicas 2 for every topic, the group offsets and the transaction log."""
+    hosts = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    zookeeper = ZooKeeper(name="zookeeper-c", host=hosts[0], overrides={"clientPortAddress": hosts[0]})
+    brokers, nodes = [], []
+    for i, host in enumerate(hosts, 1):
+        brokers.append(ClusterKafka(
+            brokers, name="kafka-%d" % i, host=host, deps=["zookeeper-c"], zookeeper=zookeeper, broker_id=i,
+            heap="384m", overrides={
+                "broker.id": i, "zookeeper.connect": zookeeper.address(),
+                "listeners": "PLAINTEXT://%s:9092" % host, "advertised.listeners": "PLAINTEXT://%s:9092" % host,
+                "default.replication.factor": 3, "min.insync.replicas": 2,
+                "offsets.topic.replication.factor": 3,
+                "transaction.state.log.replication.factor": 3, "transaction.state.log.min.isr": 2}))
+        # One after another, each joining the ring the previous ones form (seed: the first). Like
+        # ccm's populate: balanced initial tokens and no bootstrap (nothing to stream in a new
+        # cluster), so the default bed's short ring delay serves here too.
+        nodes.append(ClusterCassandra(
+            nodes, name="cassandra-%d" % i, host=host, deps=["cassandra-%d" % (i - 1)] if i > 1 else [],
+            heap="512m", overrides={
+                "cluster_name": "'stack-cluster'", "listen_address": host, "rpc_address": host,
+                "seeds": "%s:7000" % hosts[0], "auto_bootstrap": "false",
+                "initial_token": -2 ** 63 + (i - 1) * (2 ** 64 // len(hosts))}))
+    registry = Registry(name="registry-c", host=hosts[0])
+    members = [zookeeper] + brokers + [registry] + nodes
+    return Topology("cluster", members, up=[m.name for m in members], groups={})
 
 
-def load():
-    name = os.environ.get("STACK_TOPOLOGY", "default")
+TOPOLOGIES = {"default": default, "cluster": cluster}
+
+
+def load(argv=()):
+    """The bed: `--<topology>` among the arguments (removed from them), else STACK_TOPOLOGY, else
+    `default`; a service name that only another bed has (`tests/stack stop kafka-2`) picks that bed.
+    Returns (topology, the remaining arguments)."""
+    args = [a for a in argv if a[2:] not in TOPOLOGIES or not a.startswith("--")]
+    flags = [a[2:] for a in argv if a.startswith("--") and a[2:] in TOPOLOGIES]
+    name = flags[-1] if flags else os.environ.get("STACK_TOPOLOGY")
+    if name is None:
+        names = [a for a in args if not a.startswith("-")]
+        owners = [t for t in TOPOLOGIES if t != "default" and any(n in TOPOLOGIES[t]().names() for n in names[1:])]
+        name = owners[0] if len(owners) == 1 and not any(n in default().names() for n in names[1:]) else "default"
     if name not in TOPOLOGIES:
         raise StackError("STACK_TOPOLOGY=%s: one of %s" % (name, " ".join(TOPOLOGIES)))
-    return TOPOLOGIES[name]()
+    return TOPOLOGIES[name](), args

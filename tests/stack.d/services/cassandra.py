@@ -3,6 +3,7 @@
 import os
 
 import install
+import overrides
 import plumbing
 from plumbing import StackError, say
 from service import JvmService
@@ -16,8 +17,16 @@ class Cassandra(JvmService):
     kind = "cassandra"
     stop_grace = 60
 
-    def __init__(self, name="cassandra", host="127.0.0.1", port=9042, deps=()):
+    def __init__(self, name="cassandra", host="127.0.0.1", port=9042, deps=(), heap="1g", overrides=None):
         super().__init__(name, host, port, deps)
+        self.heap = heap
+        self.overrides = overrides   # cassandra.yaml top-level keys (and `seeds`) to replace: another bed
+
+    def config_path(self):
+        """cassandra.yaml as shipped, or rendered to .stack/conf/<name>.yaml with the overrides."""
+        if not self.overrides:
+            return os.path.join(plumbing.CONF_SRC, "cassandra", "cassandra.yaml")
+        return overrides.render("cassandra/cassandra.yaml", "%s.yaml" % self.name, self.overrides, "yaml")
 
     def installed(self):
         try:
@@ -49,13 +58,13 @@ class Cassandra(JvmService):
         env.pop("JAVA_TOOL_OPTIONS", None)
         env.pop("_JAVA_OPTIONS", None)
         return ([install.JAVA] + self.marker() + [
-            "-Xms1g", "-Xmx1g", "-Xss256k", "-XX:+UseG1GC", "-XX:+ParallelRefProcEnabled",
+            "-Xms" + self.heap, "-Xmx" + self.heap, "-Xss256k", "-XX:+UseG1GC", "-XX:+ParallelRefProcEnabled",
             "-XX:MaxTenuringThreshold=1", "-XX:G1HeapRegionSize=16m", "-XX:MaxGCPauseMillis=300",
             "-XX:+UseStringDeduplication", "-Djava.net.preferIPv4Stack=true",
             "-javaagent:" + os.path.join(lib, jamm[-1]), "@" + os.path.join(src, "jvm17.args"),
             "-Djava.io.tmpdir=" + tmp,
             "-Dcassandra-foreground=yes",
-            "-Dcassandra.config=file://" + os.path.join(src, "cassandra.yaml"),
+            "-Dcassandra.config=file://" + self.config_path(),
             "-Dcassandra.storagedir=" + data,
             "-Dcassandra.logdir=" + os.path.join(data, "logs"),
             "-Dcassandra.triggers_dir=" + os.path.join(data, "triggers"),

@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import install
+import overrides
 import plumbing
 from plumbing import StackError, say
 from service import JvmService
@@ -57,9 +58,12 @@ class Kafka(JvmService):
     stop_grace = 60
     probe_interval = 1.0   # each probe is a JVM
 
-    def __init__(self, name="kafka", host="127.0.0.1", port=9092, deps=("zookeeper",), zookeeper=None):
+    def __init__(self, name="kafka", host="127.0.0.1", port=9092, deps=("zookeeper",), zookeeper=None,
+                 broker_id=0, heap="512m", overrides=None):
         super().__init__(name, host, port, deps)
         self.zookeeper = zookeeper   # the ZooKeeper instance, to wait for a stale registration
+        self.broker_id, self.heap = broker_id, heap
+        self.overrides = overrides   # server.properties keys to replace (another bed: address, id, replication)
 
     def installed(self):
         return jars_installed()
@@ -69,9 +73,11 @@ class Kafka(JvmService):
 
     def command(self):
         os.makedirs(self.data, exist_ok=True)
-        cfg = plumbing.render("kafka/server.properties", "server.properties", DATA=self.data)
+        cfg = overrides.render("kafka/server.properties",
+                               "server.properties" if self.name == "kafka" else "%s.properties" % self.name,
+                               self.overrides or {}, "properties", DATA=self.data)
         return ([install.JAVA] + self.marker() + [
-            "-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+            "-Xms128m", "-Xmx" + self.heap, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
             LOG4J, "-cp", classpath(), "kafka.Kafka", cfg], self.data, java_env())
 
     def before_start(self):
@@ -86,12 +92,16 @@ class Kafka(JvmService):
         t0 = time.time()
         while time.time() - t0 < timeout:
             try:
-                if b"/brokers/ids/0" not in self.zookeeper.four_letter_word(b"dump"):
+                if self.zk_path() not in self.zookeeper.four_letter_word(b"dump"):
                     return
             except OSError:
                 return
             time.sleep(0.5)
-        say("kafka: stale /brokers/ids/0 still registered in ZooKeeper after %ds; starting anyway" % timeout)
+        say("%s: stale %s still registered in ZooKeeper after %ds; starting anyway"
+            % (self.name, self.zk_path().decode(), timeout))
+
+    def zk_path(self):
+        return b"/brokers/ids/%d" % self.broker_id
 
     def probe(self, timeout_s=20):
         if not plumbing.port_open(self.port, self.host):

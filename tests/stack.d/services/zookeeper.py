@@ -3,6 +3,7 @@ import os
 import socket
 
 import install
+import overrides
 import plumbing
 from service import JvmService
 from services import kafka
@@ -11,8 +12,9 @@ from services import kafka
 class ZooKeeper(JvmService):
     kind = "zookeeper"
 
-    def __init__(self, name="zookeeper", host="127.0.0.1", port=2181, deps=()):
+    def __init__(self, name="zookeeper", host="127.0.0.1", port=2181, deps=(), overrides=None):
         super().__init__(name, host, port, deps)
+        self.overrides = overrides   # zookeeper.properties keys to replace (another bed's address)
 
     def installed(self):
         return kafka.jars_installed()
@@ -22,7 +24,8 @@ class ZooKeeper(JvmService):
 
     def command(self):
         os.makedirs(self.data, exist_ok=True)
-        cfg = plumbing.render("zookeeper/zookeeper.properties", "%s.properties" % self.name, DATA=self.data)
+        cfg = overrides.render("zookeeper/zookeeper.properties", "%s.properties" % self.name, self.overrides or {},
+                               "properties", DATA=self.data)
         return ([install.JAVA] + self.marker() + [
             "-Xms64m", "-Xmx128m", "-XX:+UseSerialGC", kafka.LOG4J, "-Dzookeeper.jmx.log4j.disable=true",
             "-cp", kafka.classpath(), "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
