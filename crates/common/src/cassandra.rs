@@ -16,6 +16,12 @@ use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::statement::Consistency;
 
+use scylla::errors::{
+    ConnectionError, ConnectionPoolError, ConnectionSetupRequestError,
+    ConnectionSetupRequestErrorKind, DbError, MetadataError, NewSessionError,
+};
+
+use crate::fault::{is_tls_trust_failure, Fault};
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Args)]
@@ -155,8 +161,90 @@ impl CassandraArgs {
         self.contact_points.join(",")
     }
 
+    /// A session, retrying nodes that are not up yet until
+    /// `--cassandra-connect-timeout`; refused credentials or an untrusted
+    /// certificate end it at once, naming the setting to fix.
+    pub async fn connect(&self) -> Result<Session> {
+        let deadline = std::time::Instant::now() + self.connect_timeout;
+        let mut backoff =
+            crate::backoff::Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+        loop {
+            let fault = match self.session().await {
+                Ok(session) => return Ok(session),
+                Err(SessionError::Settings(e)) => return Err(e),
+                Err(SessionError::Driver(e)) => self.session_fault(&e),
+            };
+            if fault.class == crate::fault::Class::Fatal {
+                bail!("{}", fault.message);
+            }
+            if std::time::Instant::now() >= deadline {
+                bail!(
+                    "Cassandra at {} did not accept a session within {:?}: {}. Is it up and \
+                     listening for CQL there (CASSANDRA_CONTACT_POINTS)? If it wants TLS, set \
+                     CASSANDRA_SSL_CA_LOCATION.",
+                    self.contact_points(),
+                    self.connect_timeout,
+                    fault.message
+                );
+            }
+            tracing::warn!(contact_points = %self.contact_points(), "Cassandra not reachable yet, retrying: {}", fault.message);
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+
+    /// The class of a failed session, from the connection error the driver kept.
+    pub fn session_fault(&self, e: &NewSessionError) -> Fault {
+        let at = self.contact_points();
+        let connection = match e {
+            NewSessionError::MetadataError(MetadataError::ConnectionPoolError(
+                ConnectionPoolError::Broken {
+                    last_connection_error,
+                },
+            )) => Some(last_connection_error),
+            _ => None,
+        };
+        let setup = match connection {
+            Some(ConnectionError::ConnectionSetupRequestError(ConnectionSetupRequestError {
+                error,
+                ..
+            })) => Some(error),
+            _ => None,
+        };
+        match (connection, setup) {
+            (
+                _,
+                Some(ConnectionSetupRequestErrorKind::DbError(DbError::AuthenticationError, said)),
+            ) => Fault::fatal(
+                "cassandra",
+                format!(
+                    "Cassandra at {at} refused the credentials of user {:?}: {said}. Check \
+                         CASSANDRA_USERNAME and CASSANDRA_PASSWORD.",
+                    self.username.as_deref().unwrap_or("")
+                ),
+            ),
+            (_, Some(ConnectionSetupRequestErrorKind::MissingAuthentication)) => Fault::fatal(
+                "cassandra",
+                format!(
+                    "Cassandra at {at} requires a login: set CASSANDRA_USERNAME and \
+                     CASSANDRA_PASSWORD."
+                ),
+            ),
+            (Some(ConnectionError::IoError(io)), _) if is_tls_trust_failure(io.as_ref()) => {
+                Fault::fatal(
+                    "cassandra",
+                    format!(
+                        "the TLS certificate of Cassandra at {at} is not trusted: {io}. Point \
+                         CASSANDRA_SSL_CA_LOCATION at the CA that signed it (a certificate that \
+                         names another host: CASSANDRA_SSL_VERIFY_HOSTNAME)."
+                    ),
+                )
+            }
+            _ => Fault::retry("cassandra", e.to_string()),
+        }
+    }
+
     /// One attempt at a session with these settings.
-    pub async fn session(&self) -> Result<Session> {
+    pub async fn session(&self) -> Result<Session, SessionError> {
         // Token-aware (each write goes to a replica of its row), and DC-aware when a local
         // datacenter is named.
         let mut policy = DefaultPolicy::builder().token_aware(true);
@@ -177,10 +265,10 @@ impl CassandraArgs {
         if let (Some(user), Some(password)) = (&self.username, &self.password) {
             builder = builder.user(user, password.expose());
         }
-        if let Some(tls) = self.tls()? {
+        if let Some(tls) = self.tls().map_err(SessionError::Settings)? {
             builder = builder.tls_context(Some(tls));
         }
-        Ok(builder.build().await?)
+        builder.build().await.map_err(SessionError::Driver)
     }
 
     fn tls(&self) -> Result<Option<Arc<rustls::ClientConfig>>> {
@@ -229,6 +317,24 @@ impl CassandraArgs {
         Ok(Some(Arc::new(config)))
     }
 }
+
+/// Why a session could not be had: our settings, or what the driver met.
+#[derive(Debug)]
+pub enum SessionError {
+    Settings(anyhow::Error),
+    Driver(NewSessionError),
+}
+
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionError::Settings(e) => write!(f, "{e:#}"),
+            SessionError::Driver(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
 
 /// Write consistency levels, as CQL names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

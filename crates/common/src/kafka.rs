@@ -7,15 +7,16 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{Client, ClientContext, DefaultClientContext};
+use rdkafka::client::{Client, ClientContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
-use crate::fault::Class;
 use crate::secret::Secret;
 
+pub mod errors;
 pub mod properties;
 
+pub use errors::{code_class, error_class, Alarm, AlarmContext, Alarmed};
 pub use properties::Property;
 
 #[derive(Debug, Clone, Args)]
@@ -269,11 +270,15 @@ impl KafkaArgs {
 
     /// Waits (bounded by `connect_timeout`) until a broker answers a metadata
     /// request, so an unreachable cluster fails fast with a message that names it.
-    pub fn wait_for_broker<C: ClientContext>(&self, client: &Client<C>) -> Result<()> {
+    /// Refused credentials or a failed TLS handshake end the wait at once.
+    pub fn wait_for_broker<C: ClientContext + Alarmed>(&self, client: &Client<C>) -> Result<()> {
         let deadline = std::time::Instant::now() + self.connect_timeout;
         loop {
+            if let Some(message) = client.context().alarm().fatal(&self.bootstrap_servers) {
+                bail!("{message}");
+            }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let attempt = Duration::from_secs(5).min(left.max(Duration::from_millis(100)));
+            let attempt = Duration::from_secs(1).min(left.max(Duration::from_millis(100)));
             match client.fetch_metadata(None, attempt) {
                 Ok(_) => return Ok(()),
                 Err(e) if left.is_zero() => bail!(
@@ -302,9 +307,9 @@ impl KafkaArgs {
     /// Creates `topics` unless they exist. The pipeline never relies on broker
     /// auto-creation, which is off in production clusters.
     pub async fn ensure_topics(&self, topics: &[&str]) -> Result<()> {
-        let admin: AdminClient<DefaultClientContext> = self
+        let admin: AdminClient<AlarmContext> = self
             .client_config(&[], &[])?
-            .create()
+            .create_with_context(AlarmContext::default())
             .context("creating the Kafka admin client")?;
         tokio::task::block_in_place(|| self.wait_for_broker(admin.inner()))?;
         let min_insync = self.min_insync_replicas().to_string();
@@ -340,68 +345,5 @@ impl KafkaArgs {
             }
         }
         Ok(())
-    }
-}
-
-/// The class of a Kafka client error, by its error code: refused
-/// credentials or permissions, and TLS failures, are the deployment's to fix;
-/// everything else (a broker restarting, a leader moving, timeouts) passes.
-pub fn error_class(e: &rdkafka::error::KafkaError) -> Class {
-    e.rdkafka_error_code().map_or(Class::Retry, code_class)
-}
-
-pub fn code_class(code: RDKafkaErrorCode) -> Class {
-    use RDKafkaErrorCode as C;
-    match code {
-        C::TopicAuthorizationFailed
-        | C::GroupAuthorizationFailed
-        | C::ClusterAuthorizationFailed
-        | C::TransactionalIdAuthorizationFailed
-        | C::DelegationTokenAuthorizationFailed
-        | C::SaslAuthenticationFailed
-        | C::Authentication
-        | C::SSL
-        | C::InvalidConfig
-        // librdkafka's "the client cannot go on" (e.g. the idempotent producer's state was lost).
-        | C::Fatal => Class::Fatal,
-        _ => Class::Retry,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rdkafka::error::KafkaError;
-
-    #[test]
-    fn refused_credentials_and_permissions_are_fatal_broker_trouble_is_not() {
-        let consume = |c| error_class(&KafkaError::MessageConsumption(c));
-        assert_eq!(
-            consume(RDKafkaErrorCode::TopicAuthorizationFailed),
-            Class::Fatal
-        );
-        assert_eq!(
-            consume(RDKafkaErrorCode::GroupAuthorizationFailed),
-            Class::Fatal
-        );
-        assert_eq!(
-            consume(RDKafkaErrorCode::SaslAuthenticationFailed),
-            Class::Fatal
-        );
-        assert_eq!(
-            consume(RDKafkaErrorCode::BrokerTransportFailure),
-            Class::Retry
-        );
-        assert_eq!(
-            consume(RDKafkaErrorCode::NotLeaderForPartition),
-            Class::Retry
-        );
-        assert_eq!(consume(RDKafkaErrorCode::AllBrokersDown), Class::Retry);
-        assert_eq!(
-            error_class(&KafkaError::MessageProduction(
-                RDKafkaErrorCode::MessageTimedOut
-            )),
-            Class::Retry
-        );
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use common::backoff::Backoff;
 use common::fault::{Class, Fault};
-use common::kafka::Guarded;
+use common::kafka::{Alarm, Alarmed, Guarded};
 use common::registry::Registry;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -74,9 +74,24 @@ struct PipelineContext {
     closing: AtomicBool,
     /// Set once the group gave us partitions; idleness only counts from then.
     assigned: AtomicBool,
+    alarm: Alarm,
 }
 
-impl ClientContext for PipelineContext {}
+impl ClientContext for PipelineContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if self.alarm.observe(&error, reason) {
+            tracing::error!("Kafka: {error}: {reason}");
+        } else {
+            tracing::warn!("Kafka: {error}: {reason}");
+        }
+    }
+}
+
+impl Alarmed for PipelineContext {
+    fn alarm(&self) -> &Alarm {
+        &self.alarm
+    }
+}
 
 impl ConsumerContext for PipelineContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -238,6 +253,7 @@ pub async fn run(
         metrics: metrics.clone(),
         closing: AtomicBool::new(false),
         assigned: AtomicBool::new(false),
+        alarm: Alarm::default(),
     };
     let consumer: KafkaConsumer = args
         .kafka
@@ -337,6 +353,9 @@ pub async fn run(
             }
             _ = shared.finished.notified(), if full && !paused => {}
             _ = tick.tick() => {
+                if let Some(message) = consumer.context().alarm.fatal(&args.kafka.bootstrap_servers) {
+                    shared.raise(Fault::fatal("kafka", message));
+                }
                 store_offsets(consumer.as_ref(), &tracker);
                 let in_flight = tracker.in_flight();
                 // Full and nothing finishing: Cassandra is slow or gone. Pause

@@ -3,10 +3,7 @@
 //! by its CQL error code: a node that is down, busy or short of replicas is
 //! retried; a request Cassandra refuses outright is the deployment's to fix.
 
-use std::time::{Duration, Instant};
-
 use anyhow::{bail, Context, Result};
-use common::backoff::Backoff;
 use common::fault::{Class, Fault};
 use domain::row::{schema_statements, UserRow};
 use scylla::client::session::Session;
@@ -27,23 +24,7 @@ impl Sink {
     /// schema and prepares the INSERT.
     pub async fn connect(args: &Args) -> Result<Sink> {
         let contact_points = args.cassandra.contact_points();
-        let deadline = Instant::now() + args.cassandra.connect_timeout;
-        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
-        let session = loop {
-            match args.cassandra.session().await {
-                Ok(s) => break s,
-                Err(e) if Instant::now() < deadline => {
-                    tracing::warn!(%contact_points, "Cassandra not reachable yet, retrying: {e:#}");
-                    tokio::time::sleep(backoff.next_delay()).await;
-                }
-                Err(e) => bail!(
-                    "Cassandra at {contact_points} did not accept a session within {:?}: {e:#}. \
-                     Is it up and listening for CQL there (CASSANDRA_CONTACT_POINTS)? With \
-                     PasswordAuthenticator, set CASSANDRA_USERNAME and CASSANDRA_PASSWORD.",
-                    args.cassandra.connect_timeout
-                ),
-            }
-        };
+        let session = args.cassandra.connect().await?;
         for statement in schema_statements(&args.cassandra.keyspace, &args.cassandra.replication) {
             if let Err(e) = session.query_unpaged(statement.as_str(), ()).await {
                 bail!(
@@ -199,7 +180,7 @@ mod tests {
         ] {
             assert_eq!(db_class(&transient), Class::Retry, "{transient:?}");
         }
-        let timeout = ExecutionError::RequestTimeout(Duration::from_secs(1));
+        let timeout = ExecutionError::RequestTimeout(std::time::Duration::from_secs(1));
         assert_eq!(class_of(&timeout), Class::Retry);
         let refused = ExecutionError::LastAttemptError(RequestAttemptError::DbError(
             DbError::Invalid,

@@ -1,0 +1,169 @@
+//! What a Kafka error means for the run: its class by error code, and an
+//! alarm that remembers the first error no retry can fix (refused
+//! credentials, a TLS failure, missing permissions), so start-up and the run
+//! stop at once with the setting to fix instead of waiting out a timeout.
+
+use std::sync::Mutex;
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::fault::Class;
+
+/// The class of a Kafka client error, by its error code: refused
+/// credentials or permissions, and TLS failures, are the deployment's to fix;
+/// everything else (a broker restarting, a leader moving, timeouts) passes.
+pub fn error_class(e: &rdkafka::error::KafkaError) -> Class {
+    e.rdkafka_error_code().map_or(Class::Retry, code_class)
+}
+
+pub fn code_class(code: RDKafkaErrorCode) -> Class {
+    use RDKafkaErrorCode as C;
+    match code {
+        C::TopicAuthorizationFailed
+        | C::GroupAuthorizationFailed
+        | C::ClusterAuthorizationFailed
+        | C::TransactionalIdAuthorizationFailed
+        | C::DelegationTokenAuthorizationFailed
+        | C::SaslAuthenticationFailed
+        | C::Authentication
+        | C::SSL
+        | C::InvalidConfig
+        // librdkafka's "the client cannot go on" (e.g. the idempotent producer's state was lost).
+        | C::Fatal => Class::Fatal,
+        _ => Class::Retry,
+    }
+}
+
+/// The first fatal error librdkafka reported to a client, if any.
+#[derive(Debug, Default)]
+pub struct Alarm {
+    first: Mutex<Option<(RDKafkaErrorCode, String)>>,
+}
+
+impl Alarm {
+    /// Notes `error` if it is fatal; returns whether it was.
+    pub fn observe(&self, error: &KafkaError, reason: &str) -> bool {
+        let Some(code) = error.rdkafka_error_code() else {
+            return false;
+        };
+        if code_class(code) != Class::Fatal {
+            return false;
+        }
+        let mut first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert_with(|| (code, reason.to_string()));
+        true
+    }
+
+    /// The fatal error, as a message naming the settings to check.
+    pub fn fatal(&self, bootstrap_servers: &str) -> Option<String> {
+        let first = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        let (code, reason) = first.as_ref()?;
+        let fix = match code {
+            RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SaslAuthenticationFailed => {
+                "check KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM"
+            }
+            RDKafkaErrorCode::SSL => {
+                "check KAFKA_SSL_CA_LOCATION (the CA that signed the brokers' certificates) and \
+                 KAFKA_SECURITY_PROTOCOL"
+            }
+            RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::GroupAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed => {
+                "grant the user (KAFKA_SASL_USERNAME) the ACLs on the topic and group"
+            }
+            _ => "check the Kafka settings (KAFKA_CONFIG, KAFKA_CONFIG_FILE)",
+        };
+        Some(format!(
+            "Kafka at {bootstrap_servers} refused this client: {reason} ({code}); {fix}."
+        ))
+    }
+}
+
+/// A client context that raises the [`Alarm`] (admin clients, producers).
+#[derive(Debug, Default)]
+pub struct AlarmContext {
+    pub alarm: Alarm,
+}
+
+/// Contexts that carry an [`Alarm`].
+pub trait Alarmed {
+    fn alarm(&self) -> &Alarm;
+}
+
+impl Alarmed for AlarmContext {
+    fn alarm(&self) -> &Alarm {
+        &self.alarm
+    }
+}
+
+impl ClientContext for AlarmContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if self.alarm.observe(&error, reason) {
+            tracing::error!("Kafka: {error}: {reason}");
+        } else {
+            tracing::warn!("Kafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for AlarmContext {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_credentials_and_permissions_are_fatal_broker_trouble_is_not() {
+        let consume = |c| error_class(&KafkaError::MessageConsumption(c));
+        assert_eq!(
+            consume(RDKafkaErrorCode::TopicAuthorizationFailed),
+            Class::Fatal
+        );
+        assert_eq!(
+            consume(RDKafkaErrorCode::GroupAuthorizationFailed),
+            Class::Fatal
+        );
+        assert_eq!(
+            consume(RDKafkaErrorCode::SaslAuthenticationFailed),
+            Class::Fatal
+        );
+        assert_eq!(
+            consume(RDKafkaErrorCode::BrokerTransportFailure),
+            Class::Retry
+        );
+        assert_eq!(
+            consume(RDKafkaErrorCode::NotLeaderForPartition),
+            Class::Retry
+        );
+        assert_eq!(consume(RDKafkaErrorCode::AllBrokersDown), Class::Retry);
+        assert_eq!(
+            error_class(&KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageTimedOut
+            )),
+            Class::Retry
+        );
+    }
+
+    #[test]
+    fn the_alarm_keeps_the_first_fatal_error_with_its_fix() {
+        let alarm = Alarm::default();
+        assert!(!alarm.observe(
+            &KafkaError::Global(RDKafkaErrorCode::BrokerTransportFailure),
+            "down"
+        ));
+        assert_eq!(alarm.fatal("b:9092"), None);
+        assert!(alarm.observe(
+            &KafkaError::Global(RDKafkaErrorCode::Authentication),
+            "SASL failed"
+        ));
+        assert!(alarm.observe(&KafkaError::Global(RDKafkaErrorCode::SSL), "later"));
+        let message = alarm.fatal("b:9092").expect("fatal");
+        assert!(
+            message.contains("SASL failed") && message.contains("KAFKA_SASL_PASSWORD"),
+            "{message}"
+        );
+    }
+}
