@@ -7,8 +7,12 @@
 //! a registry that is down is retried; a registry that refuses us, or is not a
 //! registry, is fatal (the record is fine, the deployment is not).
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use common::fault::{Class, Fault};
 use common::registry::Registry;
+use domain::avro::UserReader;
 use domain::UserRow;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
@@ -17,6 +21,8 @@ use schema_registry_converter::async_impl::schema_registry::SrSettings;
 pub struct Decoder {
     avro: AvroDecoder,
     registry: Registry,
+    /// How to read each writer schema id seen, decided once per id.
+    readers: Mutex<HashMap<u32, Arc<UserReader>>>,
 }
 
 impl Decoder {
@@ -24,7 +30,28 @@ impl Decoder {
         Decoder {
             avro: AvroDecoder::new(settings),
             registry,
+            readers: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn reader(&self, schema_id: u32, writer: &apache_avro::Schema) -> Arc<UserReader> {
+        let mut readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+        readers
+            .entry(schema_id)
+            .or_insert_with(|| {
+                let reader = UserReader::for_writer(writer);
+                match reader {
+                    UserReader::Ours => {
+                        tracing::info!(schema_id, "writer schema is schemas/user.avsc")
+                    }
+                    UserReader::Resolving(_) => tracing::info!(
+                        schema_id,
+                        "writer schema differs from schemas/user.avsc: resolving its records to it"
+                    ),
+                }
+                Arc::new(reader)
+            })
+            .clone()
     }
 
     /// Decodes a Confluent-framed Avro `payload` and transforms it into the row to write.
@@ -56,7 +83,7 @@ impl Decoder {
                 return Err(fault);
             }
         };
-        let user = domain::avro::from_datum(&writer.parsed, datum).map_err(|e| {
+        let user = self.reader(schema_id, &writer.parsed).read(datum).map_err(|e| {
             Fault::poison(
                 "avro",
                 format!("the value does not decode as a User with its writer schema id {schema_id}: {e}"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::fault::Fault;
 
-/// Upper bounds (seconds) of the write-latency histogram buckets.
+/// Upper bounds (seconds) of the latency histograms' buckets.
 const BUCKETS: [f64; 12] = [
     0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
@@ -26,8 +26,8 @@ pub struct Metrics {
     pub cassandra: Dependency,
     /// Partitions the group gave this consumer, for /metrics and progress lines.
     assigned: std::sync::Mutex<std::collections::BTreeSet<i32>>,
-    latency_buckets: [AtomicU64; BUCKETS.len()],
-    latency_sum_us: AtomicU64,
+    write_latency: Histogram,
+    end_to_end: Histogram,
 }
 
 impl Metrics {
@@ -41,16 +41,12 @@ impl Metrics {
         self.consumed.fetch_add(1, Relaxed);
     }
 
-    pub fn written(&self, latency: Duration) {
+    /// A row written: `latency` of the write itself, `since_produced` from
+    /// the Kafka record's timestamp (what users feel end to end).
+    pub fn written(&self, latency: Duration, since_produced: Duration) {
         self.written.fetch_add(1, Relaxed);
-        let secs = latency.as_secs_f64();
-        for (bound, count) in BUCKETS.iter().zip(&self.latency_buckets) {
-            if secs <= *bound {
-                count.fetch_add(1, Relaxed);
-            }
-        }
-        self.latency_sum_us
-            .fetch_add(latency.as_micros() as u64, Relaxed);
+        self.write_latency.observe(latency);
+        self.end_to_end.observe(since_produced);
     }
 
     pub fn dead_lettered(&self, poison: &Fault, partition: i32, offset: i64) {
@@ -164,27 +160,53 @@ impl Metrics {
                 dependency.is_up() as u8
             );
         }
-        let name = "consumer_write_latency_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} Time to write one row, retries excluded.\n# TYPE {name} histogram"
+        self.write_latency.render(
+            &mut out,
+            "consumer_write_latency_seconds",
+            "Time to write one row, retries excluded.",
         );
-        for (bound, count) in BUCKETS.iter().zip(&self.latency_buckets) {
+        self.end_to_end.render(
+            &mut out,
+            "consumer_end_to_end_latency_seconds",
+            "From the Kafka record's timestamp (producer) to its row written.",
+        );
+        out
+    }
+}
+
+/// A Prometheus histogram with the [`BUCKETS`] bounds.
+#[derive(Debug, Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl Histogram {
+    fn observe(&self, value: Duration) {
+        let secs = value.as_secs_f64();
+        for (bound, count) in BUCKETS.iter().zip(&self.buckets) {
+            if secs <= *bound {
+                count.fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(value.as_micros() as u64, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, count) in BUCKETS.iter().zip(&self.buckets) {
             let _ = writeln!(
                 out,
                 "{name}_bucket{{le=\"{bound}\"}} {}",
                 count.load(Relaxed)
             );
         }
-        let written = self.written.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {written}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.latency_sum_us.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count {written}");
-        out
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_us.load(Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count {count}");
     }
 }
 
@@ -222,14 +244,16 @@ mod tests {
     fn render_has_counters_and_a_cumulative_histogram() {
         let m = Metrics::new();
         m.consumed();
-        m.written(Duration::from_millis(3));
-        m.written(Duration::from_millis(30));
+        m.written(Duration::from_millis(3), Duration::from_millis(40));
+        m.written(Duration::from_millis(30), Duration::from_millis(400));
         let text = m.render();
         assert!(text.contains("consumer_records_consumed_total 1"));
         assert!(text.contains("consumer_rows_written_total 2"));
         assert!(text.contains("consumer_write_latency_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("consumer_write_latency_seconds_bucket{le=\"0.05\"} 2"));
         assert!(text.contains("consumer_write_latency_seconds_count 2"));
+        assert!(text.contains("consumer_end_to_end_latency_seconds_bucket{le=\"0.05\"} 1"));
+        assert!(text.contains("consumer_end_to_end_latency_seconds_count 2"));
         assert!(text.contains("consumer_lag_records -1"));
         assert!(text.contains("consumer_assigned_partitions 0"));
         m.assign(&[2, 0]);

@@ -41,6 +41,43 @@ pub fn from_datum(writer: &Schema, mut datum: &[u8]) -> Result<User, apache_avro
     from_value(&value)
 }
 
+/// Reads datums written with one writer schema as [`User`]s. A writer schema
+/// that is ours (the same Parsing Canonical Form: the same bytes on the
+/// wire) deserializes straight into the struct, with no value tree in
+/// between; any other goes through Avro schema resolution ([`from_datum`]).
+#[derive(Debug, Clone)]
+pub enum UserReader {
+    Ours,
+    Resolving(Schema),
+}
+
+impl UserReader {
+    pub fn for_writer(writer: &Schema) -> UserReader {
+        if writer.canonical_form() == schema().canonical_form() {
+            UserReader::Ours
+        } else {
+            UserReader::Resolving(writer.clone())
+        }
+    }
+
+    pub fn read(&self, mut datum: &[u8]) -> Result<User, apache_avro::Error> {
+        match self {
+            UserReader::Ours => ours().read_deser(&mut datum),
+            UserReader::Resolving(writer) => from_datum(writer, datum),
+        }
+    }
+}
+
+/// The reader of our own schema, built (and its names resolved) once.
+fn ours() -> &'static GenericDatumReader<'static> {
+    static READER: OnceLock<GenericDatumReader<'static>> = OnceLock::new();
+    READER.get_or_init(|| {
+        GenericDatumReader::builder(schema())
+            .build()
+            .expect("schemas/user.avsc resolves")
+    })
+}
+
 /// Converts a decoded Avro value (e.g. from the registry-aware decoder) into a [`User`].
 pub fn from_value(value: &Value) -> Result<User, apache_avro::Error> {
     apache_avro::from_value(value)

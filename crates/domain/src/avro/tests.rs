@@ -175,3 +175,41 @@ fn an_older_writer_without_the_id_value_field_is_readable() {
         .expect("encode");
     assert_eq!(from_datum(&writer, &datum).expect("decode").id.value, None);
 }
+
+#[test]
+fn our_own_writer_schema_reads_straight_into_the_struct_and_others_resolve() {
+    // A registry may hand the schema back reformatted and without docs: still ours on the wire.
+    fn strip_docs(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                map.remove("doc");
+                map.values_mut().for_each(strip_docs);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip_docs),
+            _ => {}
+        }
+    }
+    let mut json: serde_json::Value = serde_json::from_str(SCHEMA_JSON).expect("json");
+    strip_docs(&mut json);
+    let registered = Schema::parse(&json).expect("parses");
+    let reader = UserReader::for_writer(&registered);
+    assert!(matches!(reader, UserReader::Ours));
+    for user in users() {
+        let datum = to_datum(&user).expect("encodes");
+        assert_eq!(reader.read(&datum).expect("reads"), user);
+    }
+    let newer = Schema::parse_str(&SCHEMA_JSON.replacen(
+        r#""fields": ["#,
+        r#""fields": [{"name": "nickname", "type": ["null", "string"], "default": null},"#,
+        1,
+    ))
+    .expect("newer parses");
+    assert!(matches!(
+        UserReader::for_writer(&newer),
+        UserReader::Resolving(_)
+    ));
+    assert!(
+        UserReader::for_writer(&newer).read(&[]).is_err(),
+        "an empty datum is not a User"
+    );
+}
