@@ -111,7 +111,19 @@ def cluster():
     return Topology("cluster", members, up=[m.name for m in members], groups={})
 
 
-TOPOLOGIES = {"default": default, "cluster": cluster}
+def secure():
+    """ZooKeeper, Kafka (SASL_SSL, SCRAM), the registry behind a TLS + basic-auth proxy (nginx) and Cassandra
+    (PasswordAuthenticator, client TLS) on 127.0.0.5 with the default ports: beside the default bed, whose
+    127.0.0.1 ports stay free (see README.md). Certificates and passwords are made at the first start."""
+    from services import secure as s
+    zookeeper = s.SecureZooKeeper()
+    registry = s.InternalRegistry()
+    members = [zookeeper, s.SecureKafka(zookeeper=zookeeper), registry, s.RegistryProxy(upstream=registry),
+               s.SecureCassandra()]
+    return Topology("secure", members, up=[m.name for m in members], groups={})
+
+
+TOPOLOGIES = {"default": default, "cluster": cluster, "secure": secure}
 
 
 def load(argv=()):
