@@ -99,13 +99,16 @@ def cluster():
                 "transaction.state.log.replication.factor": 3, "transaction.state.log.min.isr": 2}))
         # One after another, each joining the ring the previous ones form (seed: the first). Like
         # ccm's populate: balanced initial tokens and no bootstrap (nothing to stream in a new
-        # cluster), so the default bed's short ring delay serves here too.
+        # cluster). The ring delay bounds the gossip shadow round at start: the default bed's
+        # 100 ms makes a restarting node give up ("Unable to gossip with any peers") when the
+        # seed is slow to answer; without bootstrap nothing sleeps for it, so 10 s costs nothing.
         nodes.append(ClusterCassandra(
             nodes, name="cassandra-%d" % i, host=host, deps=["cassandra-%d" % (i - 1)] if i > 1 else [],
             heap="512m", overrides={
                 "cluster_name": "'stack-cluster'", "listen_address": host, "rpc_address": host,
                 "seeds": "%s:7000" % hosts[0], "auto_bootstrap": "false",
-                "initial_token": -2 ** 63 + (i - 1) * (2 ** 64 // len(hosts))}))
+                "initial_token": -2 ** 63 + (i - 1) * (2 ** 64 // len(hosts))},
+            properties={"cassandra.ring_delay_ms": 10000}))
     registry = Registry(name="registry-c", host=hosts[0])
     members = [zookeeper] + brokers + [registry] + nodes
     return Topology("cluster", members, up=[m.name for m in members], groups={})

@@ -1,1 +1,253 @@
-//! Helpers for the cluster bed's tests (tests/cluster/tests/*.rs).
+//! Helpers for the cluster bed's tests (tests/cluster/tests/*.rs): the flags a replicated
+//! topic and keyspace need, consumer replicas with their own /metrics, a producer running in
+//! the background, reading rows back at QUORUM, and what "the cluster is healthy" means.
+//! Run by tests/cluster/run (`tests/stack up --cluster`, its env, these tests, `down`).
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use integration::api::FakeApi;
+use integration::bins;
+use integration::pipeline::Lane;
+use integration::Services;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+use scylla::response::PagingState;
+use scylla::statement::unprepared::Statement;
+use scylla::statement::Consistency;
+use tokio::process::Child;
+
+/// The bed's datacenter (SimpleSnitch's name for it, what system.local reports).
+pub const DATACENTER: &str = "datacenter1";
+pub const PARTITIONS: usize = 6;
+
+/// Topic flags, for both binaries: 6 partitions, RF 3, min.insync.replicas 2.
+pub const TOPIC_FLAGS: [&str; 6] = [
+    "--topic-partitions",
+    "6",
+    "--topic-replication",
+    "3",
+    "--topic-min-insync-replicas",
+    "2",
+];
+
+/// The consumer's keyspace (RF 3 in the bed's datacenter) and write consistency.
+pub fn consumer_flags(consistency: &str) -> Vec<String> {
+    let mut flags: Vec<String> = TOPIC_FLAGS.iter().map(|s| s.to_string()).collect();
+    flags.extend([
+        "--cassandra-replication".into(),
+        format!("{{'class': 'NetworkTopologyStrategy', '{DATACENTER}': 3}}"),
+        "--consistency".into(),
+        consistency.into(),
+    ]);
+    flags
+}
+
+/// `tests/stack <args>` on the cluster bed (STACK_TOPOLOGY=cluster comes from its env).
+pub fn stack(args: &[&str]) {
+    bins::stack(args)
+}
+
+/// The same, off the async runtime (stopping a Cassandra node takes seconds).
+pub async fn stack_async(args: &[&str]) {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        stack(&args)
+    })
+    .await
+    .expect("tests/stack task");
+}
+
+/// Polls `check` until it returns Some, failing the test after `limit` with `what` and the
+/// last state it described.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(last) => assert!(
+                Instant::now() < deadline,
+                "{what}: not within {limit:?}; last: {last}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// One consumer process of the group, with its own /metrics address.
+#[derive(Debug)]
+pub struct Replica {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Replica {
+    pub fn spawn(lane: &Lane, services: &Services, consistency: &str) -> Replica {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr").port()
+        };
+        let addr = format!("127.0.0.1:{port}");
+        let flags = consumer_flags(consistency);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let mut cmd = lane.consumer(services, &flags);
+        cmd.args(["--http-addr", &addr]);
+        let child = cmd.spawn().expect("spawn consumer");
+        Replica { child, addr }
+    }
+
+    /// The /metrics text, or "" while it does not answer.
+    pub async fn metrics(&self) -> String {
+        match reqwest::get(format!("http://{}/metrics", self.addr)).await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    pub async fn metric(&self, name: &str) -> u64 {
+        metric(&self.metrics().await, name)
+    }
+
+    /// The partitions this replica says it holds (consumer_partition_assigned lines).
+    pub async fn partitions(&self) -> Vec<i32> {
+        partitions_of(&self.metrics().await)
+    }
+
+    /// Still running (not exited, not crashed)?
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("wait consumer").is_none()
+    }
+}
+
+pub fn metric(body: &str, name: &str) -> u64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn partitions_of(body: &str) -> Vec<i32> {
+    let mut out: Vec<i32> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("consumer_partition_assigned{partition=\""))
+        .filter_map(|rest| rest.split('"').next()?.parse().ok())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The producer binary publishing `count` users at `rate`/s from a local fake API, in the
+/// background; the topic replicated as TOPIC_FLAGS say.
+pub async fn start_producer(
+    lane: &Lane,
+    services: &Services,
+    count: u64,
+    rate: u64,
+) -> (FakeApi, Child) {
+    let api = FakeApi::start().await;
+    let mut cmd = bins::command("producer", services);
+    cmd.args(["--api-url", &api.url(), "--topic", &lane.topic])
+        .args(["--count", &count.to_string(), "--rate", &rate.to_string()])
+        .args(TOPIC_FLAGS)
+        .args(["--progress-interval", "2s"]);
+    (api, cmd.spawn().expect("spawn producer"))
+}
+
+/// (rows, distinct ids) of the lane's table, read at QUORUM (page by page).
+pub async fn rows_at_quorum(services: &Services, keyspace: &str) -> Result<(u64, u64), String> {
+    let session = services.cassandra_session().await;
+    let mut statement = Statement::new(format!("SELECT id FROM {keyspace}.created_users"));
+    statement.set_consistency(Consistency::Quorum);
+    statement.set_page_size(5000);
+    let mut ids = std::collections::HashSet::new();
+    let mut rows = 0;
+    let mut paging = PagingState::start();
+    loop {
+        let (result, next) = session
+            .query_single_page(statement.clone(), (), paging)
+            .await
+            .map_err(|e| format!("SELECT at QUORUM: {e}"))?;
+        let result = result
+            .into_rows_result()
+            .map_err(|e| format!("rows: {e}"))?;
+        for row in result
+            .rows::<(uuid::Uuid,)>()
+            .map_err(|e| format!("rows: {e}"))?
+        {
+            let (id,) = row.map_err(|e| format!("row: {e}"))?;
+            ids.insert(id);
+            rows += 1;
+        }
+        match next.into_paging_control_flow() {
+            std::ops::ControlFlow::Break(()) => break,
+            std::ops::ControlFlow::Continue(state) => paging = state,
+        }
+    }
+    Ok((rows, ids.len() as u64))
+}
+
+/// Kafka is whole again: every broker in the metadata and every partition of `topic` with
+/// all three replicas in sync.
+pub fn kafka_healthy(services: &Services, topic: &str) -> Result<(), String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &services.kafka)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .map_err(|e| format!("metadata: {e}"))?;
+    let brokers: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
+    if brokers.len() != 3 {
+        return Err(format!("brokers in metadata: {brokers:?}"));
+    }
+    for t in md.topics() {
+        for p in t.partitions() {
+            if p.isr().len() != 3 {
+                return Err(format!("{topic}-{} in-sync replicas {:?}", p.id(), p.isr()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Cassandra is whole again: a read at ALL of the lane's table (RF 3: every node is a
+/// replica, so each must answer) succeeds.
+pub async fn cassandra_healthy(services: &Services, keyspace: &str) -> Result<(), String> {
+    let session = services.cassandra_session().await;
+    let mut statement = Statement::new(format!("SELECT id FROM {keyspace}.created_users LIMIT 1"));
+    statement.set_consistency(Consistency::All);
+    session
+        .query_unpaged(statement, ())
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("read at ALL: {e}"))
+}
+
+/// The DLQ of a lane holds nothing (a topic not created yet counts as empty).
+pub fn dead_lettered(services: &Services, lane: &Lane) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &services.kafka)
+        .create()
+        .expect("metadata client");
+    let md = consumer
+        .fetch_metadata(Some(&lane.dlq), Duration::from_secs(10))
+        .expect("DLQ metadata");
+    if md.topics().iter().all(|t| t.partitions().is_empty()) {
+        return 0;
+    }
+    integration::kafka::record_count(services, &lane.dlq)
+}
+
+/// Publishes `count` users to the lane's topic (created replicated, TOPIC_FLAGS) and waits
+/// for the producer to succeed.
+pub async fn publish(lane: &Lane, services: &Services, count: u64) {
+    let (_api, producer) = start_producer(lane, services, count, 100_000).await;
+    let out = bins::finish(producer, Duration::from_secs(300)).await;
+    assert!(out.success, "producer failed: {out}");
+    assert_eq!(out.summary("published"), count, "{out}");
+}

@@ -17,9 +17,11 @@ class Cassandra(JvmService):
     kind = "cassandra"
     stop_grace = 60
 
-    def __init__(self, name="cassandra", host="127.0.0.1", port=9042, deps=(), heap="1g", overrides=None):
+    def __init__(self, name="cassandra", host="127.0.0.1", port=9042, deps=(), heap="1g", overrides=None,
+                 properties=None):
         super().__init__(name, host, port, deps)
         self.heap = heap
+        self.properties = properties or {}   # -D system properties, after (so over) the ones below
         self.overrides = overrides   # cassandra.yaml top-level keys (and `seeds`) to replace: another bed
 
     def config_path(self):
@@ -75,7 +77,7 @@ class Cassandra(JvmService):
             "-Dcassandra.superuser_setup_delay_ms=0",
             "-Dcassandra.consistent.rangemovement=false",
             # no fsync (throwaway test data; a clean stop still flushes to the OS)
-            "-Dcassandra.skip_sync=true",
+            "-Dcassandra.skip_sync=true"] + ["-D%s=%s" % kv for kv in self.properties.items()] + [
             "-cp", os.path.join(lib, "*"), "org.apache.cassandra.service.CassandraDaemon"], data, env)
 
     def probe(self):

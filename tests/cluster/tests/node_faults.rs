@@ -1,0 +1,115 @@
+//! A broker killed and a Cassandra node stopped while the producer publishes and three
+//! consumer replicas write: nothing is lost, nothing doubled, nothing dead-lettered, and the
+//! cluster is whole again once the nodes return. (Own test binary: it stops shared nodes.)
+
+use std::time::Duration;
+
+use cluster_tests::{
+    cassandra_healthy, dead_lettered, kafka_healthy, rows_at_quorum, stack_async, start_producer,
+    wait_for, Replica, PARTITIONS,
+};
+use integration::bins;
+use integration::kafka::committed;
+use integration::pipeline::Lane;
+use integration::Services;
+
+const COUNT: u64 = 20_000;
+
+#[tokio::test]
+async fn a_killed_broker_and_a_stopped_cassandra_node_lose_and_double_nothing() {
+    let s = Services::from_env();
+    let lane = Lane::new("nodefaults");
+    let replicas: Vec<Replica> = (0..3)
+        .map(|_| Replica::spawn(&lane, &s, "QUORUM"))
+        .collect();
+    let (_api, mut producer) = start_producer(&lane, &s, COUNT, 2000).await;
+
+    // The three share the six partitions, and rows are flowing.
+    wait_for(
+        "6 partitions shared by 3 replicas, rows written",
+        Duration::from_secs(120),
+        || async {
+            let mut held = Vec::new();
+            let mut written = 0;
+            for r in &replicas {
+                let m = r.metrics().await;
+                held.push(cluster_tests::partitions_of(&m));
+                written += cluster_tests::metric(&m, "consumer_rows_written_total");
+            }
+            let all: usize = held.iter().map(Vec::len).sum();
+            if all == PARTITIONS && held.iter().all(|p| !p.is_empty()) && written >= 1000 {
+                Ok(())
+            } else {
+                Err(format!("partitions {held:?}, {written} rows"))
+            }
+        },
+    )
+    .await;
+
+    // Mid-run: a broker dies without a word, a Cassandra node goes away.
+    assert!(
+        producer.try_wait().expect("producer state").is_none(),
+        "the producer is still publishing when the faults start"
+    );
+    let (killed, stopped) = tokio::join!(
+        stack_async(&["kill", "kafka-2"]),
+        stack_async(&["stop", "cassandra-3"])
+    );
+    let _ = (killed, stopped);
+
+    let out = bins::finish(producer, Duration::from_secs(300)).await;
+    assert!(
+        out.success,
+        "the producer rides out the broker's death: {out}"
+    );
+    assert_eq!(out.summary("published"), COUNT, "{out}");
+    assert_eq!(out.summary("failed"), 0, "{out}");
+
+    // Every record one row, read at QUORUM with one node still down.
+    wait_for(
+        "every record written and committed",
+        Duration::from_secs(180),
+        || async {
+            let (rows, ids) = rows_at_quorum(&s, &lane.keyspace).await?;
+            let offsets = committed(&s, &lane.group, &lane.topic);
+            if rows == COUNT && ids == COUNT && offsets == COUNT as i64 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{rows} rows, {ids} distinct ids, {offsets} committed"
+                ))
+            }
+        },
+    )
+    .await;
+    assert_eq!(dead_lettered(&s, &lane), 0, "nothing dead-lettered");
+    let retries: u64 = {
+        let mut n = 0;
+        for r in &replicas {
+            n += r.metric("consumer_retries_total").await;
+        }
+        n
+    };
+    eprintln!("retries across the replicas during the faults: {retries}");
+
+    // The nodes return and the cluster is whole again.
+    stack_async(&["start", "kafka-2"]).await;
+    stack_async(&["start", "cassandra-3"]).await;
+    wait_for(
+        "all brokers back, every partition fully in sync",
+        Duration::from_secs(120),
+        || async { kafka_healthy(&s, &lane.topic) },
+    )
+    .await;
+    wait_for(
+        "all Cassandra nodes answer a read at ALL",
+        Duration::from_secs(120),
+        || cassandra_healthy(&s, &lane.keyspace),
+    )
+    .await;
+    let (rows, ids) = rows_at_quorum(&s, &lane.keyspace).await.expect("read back");
+    assert_eq!((rows, ids), (COUNT, COUNT));
+    for mut r in replicas {
+        assert!(r.running(), "no replica crashed");
+    }
+}

@@ -1,0 +1,99 @@
+//! A consumer replica SIGKILLed mid-run: the group gives its partitions to the other two
+//! (their /metrics show all six), and every record still becomes exactly one row.
+
+use std::time::Duration;
+
+use cluster_tests::{
+    dead_lettered, metric, partitions_of, rows_at_quorum, start_producer, wait_for, Replica,
+    PARTITIONS,
+};
+use integration::bins;
+use integration::kafka::committed;
+use integration::pipeline::Lane;
+use integration::Services;
+
+const COUNT: u64 = 20_000;
+
+#[tokio::test]
+async fn a_killed_replicas_partitions_move_to_the_others_and_nothing_is_lost() {
+    let s = Services::from_env();
+    let lane = Lane::new("replicakill");
+    let mut replicas: Vec<Replica> = (0..3)
+        .map(|_| Replica::spawn(&lane, &s, "QUORUM"))
+        .collect();
+    let (_api, mut producer) = start_producer(&lane, &s, COUNT, 2000).await;
+
+    let victim_partitions = wait_for(
+        "each replica holds 2 partitions and writes",
+        Duration::from_secs(120),
+        || async {
+            let mut held = Vec::new();
+            let mut written = Vec::new();
+            for r in &replicas {
+                let m = r.metrics().await;
+                held.push(partitions_of(&m));
+                written.push(metric(&m, "consumer_rows_written_total"));
+            }
+            if held.iter().all(|p| p.len() == PARTITIONS / 3) && written[0] > 0 {
+                Ok(held[0].clone())
+            } else {
+                Err(format!("partitions {held:?}, rows {written:?}"))
+            }
+        },
+    )
+    .await;
+    assert!(
+        producer.try_wait().expect("producer state").is_none(),
+        "the producer is still publishing when the replica dies"
+    );
+
+    // SIGKILL: no revoke, no last commit; its uncommitted records are redelivered.
+    let mut victim = replicas.remove(0);
+    victim.child.start_kill().expect("kill replica");
+    victim.child.wait().await.expect("reap replica");
+
+    let taken = wait_for(
+        "the two survivors hold all six partitions",
+        Duration::from_secs(120),
+        || async {
+            let mut held = Vec::new();
+            for r in &replicas {
+                held.push(partitions_of(&r.metrics().await));
+            }
+            let mut all: Vec<i32> = held.concat();
+            all.sort();
+            if all == (0..PARTITIONS as i32).collect::<Vec<_>>() {
+                Ok(held)
+            } else {
+                Err(format!("survivors hold {held:?}"))
+            }
+        },
+    )
+    .await;
+    eprintln!("the killed replica held {victim_partitions:?}; now {taken:?}");
+
+    let out = bins::finish(producer, Duration::from_secs(300)).await;
+    assert!(out.success, "{out}");
+    assert_eq!(out.summary("published"), COUNT, "{out}");
+
+    wait_for(
+        "every record one row, all offsets committed",
+        Duration::from_secs(180),
+        || async {
+            let (rows, ids) = rows_at_quorum(&s, &lane.keyspace).await?;
+            let offsets = committed(&s, &lane.group, &lane.topic);
+            if rows == COUNT && ids == COUNT && offsets == COUNT as i64 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{rows} rows, {ids} distinct ids, {offsets} committed"
+                ))
+            }
+        },
+    )
+    .await;
+    assert_eq!(dead_lettered(&s, &lane), 0);
+    for mut r in replicas {
+        assert!(r.running(), "the survivors keep running");
+    }
+}
