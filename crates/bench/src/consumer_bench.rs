@@ -41,7 +41,7 @@ pub async fn run(args: Args) -> Result<()> {
         .map(|p| ApiPage::parse(p).map(|p| p.users))
         .collect::<Result<Vec<_>, _>>()?
         .concat();
-    load(&args, &topic, &users).await?;
+    load(&args.kafka, &args.registry, &topic, &users).await?;
     decode_cost(&args, &topic).await?;
     println!(
         "consumer bench: {} records on {topic}, rss {:.0} MiB",
@@ -73,22 +73,23 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Puts the users on the topic as the producer would (registry-framed Avro).
-async fn load(args: &Args, topic: &str, users: &[domain::User]) -> Result<()> {
-    args.kafka.ensure_topics(&[topic]).await?;
-    let producer: FutureProducer = args
-        .kafka
+/// Puts the users on the topic as the producer would (registry-framed Avro); the topic is
+/// created as `kafka`'s partitions/replication flags say.
+pub async fn load(
+    kafka: &KafkaArgs,
+    registry: &RegistryArgs,
+    topic: &str,
+    users: &[domain::User],
+) -> Result<()> {
+    kafka.ensure_topics(&[topic]).await?;
+    let producer: FutureProducer = kafka
         .client_config(&[], &[])?
         .set("linger.ms", "20")
         .create()?;
-    let mut publisher = Publisher::new(
-        producer.clone(),
-        args.registry.settings()?,
-        &args.registry.url,
-        topic,
-    );
+    let mut publisher =
+        Publisher::new(producer.clone(), registry.settings()?, &registry.url, topic);
     publisher
-        .register_schema(&args.registry.client()?, Duration::from_secs(30))
+        .register_schema(&registry.client()?, Duration::from_secs(30))
         .await?;
     for user in users {
         publisher.publish(user).await?;

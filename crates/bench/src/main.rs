@@ -1,4 +1,4 @@
-//! `cargo run --release -p bench -- producer|consumer`: measures a pipeline
+//! `cargo run --release -p bench -- producer|consumer|replicas`: measures a pipeline
 //! stage and, in the same run, the bare client loop underneath it (the
 //! machine's own limit), then prints both and their ratio.
 //!
@@ -6,6 +6,7 @@
 
 mod consumer_bench;
 mod producer_bench;
+mod replicas_bench;
 mod users;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,9 @@ enum Stage {
     Producer(producer_bench::Args),
     /// Kafka -> decode -> transform -> Cassandra, vs a bare scylla loop inserting the same rows.
     Consumer(consumer_bench::Args),
+    /// 1, 2, 3 consumer processes in one group on the cluster bed, vs the bare scylla loop at
+    /// the same consistency.
+    Replicas(replicas_bench::Args),
 }
 
 #[tokio::main]
@@ -33,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().stage {
         Stage::Producer(args) => producer_bench::run(args).await,
         Stage::Consumer(args) => consumer_bench::run(args).await,
+        Stage::Replicas(args) => replicas_bench::run(args).await,
     }
 }
 

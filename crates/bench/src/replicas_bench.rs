@@ -1,0 +1,295 @@
+//! Consumer replicas on a cluster: rows/s with 1, 2, 3, ... consumer processes in one group
+//! on one topic, next to the bare scylla INSERT loop at the same consistency and replication,
+//! in the same run. Meant for the cluster bed (`tests/stack up --cluster`), where the topic
+//! has 6 partitions and RF 3 and the keyspace RF 3 (pass `--topic-partitions 6
+//! --topic-replication 3`).
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::ValueEnum;
+use common::cassandra::WriteConsistency;
+use common::kafka::KafkaArgs;
+use common::registry::RegistryArgs;
+use domain::row::schema_statements;
+use domain::{ApiPage, UserRow};
+use futures::stream::{FuturesUnordered, StreamExt};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use tokio::process::{Child, Command};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    work: crate::Workload,
+    /// Replica counts to measure, in this order.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    replicas: Vec<usize>,
+    /// Concurrent writes per consumer process, and of the bare loop.
+    #[arg(long, env = "CONSUMER_MAX_IN_FLIGHT", default_value_t = 256)]
+    max_in_flight: usize,
+    /// Write consistency of the consumers and of the bare loop.
+    #[arg(
+        long,
+        env = "CASSANDRA_CONSISTENCY",
+        value_enum,
+        ignore_case = true,
+        default_value = "LOCAL_QUORUM"
+    )]
+    consistency: WriteConsistency,
+    /// Replication of the keyspaces (the bed's datacenter is `datacenter1`).
+    #[arg(
+        long,
+        env = "CASSANDRA_REPLICATION",
+        default_value = "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}"
+    )]
+    cassandra_replication: String,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[arg(
+        long,
+        env = "CASSANDRA_CONTACT_POINTS",
+        default_value = "localhost:9042"
+    )]
+    cassandra_contact_points: String,
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let consumer_bin = consumer_bin()?;
+    let stamp = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let topic = format!("bench_replicas_{stamp}");
+    let users: Vec<domain::User> = crate::users::pages(args.work.records, 5000)
+        .iter()
+        .map(|p| ApiPage::parse(p).map(|p| p.users))
+        .collect::<Result<Vec<_>, _>>()?
+        .concat();
+    crate::consumer_bench::load(&args.kafka, &args.registry, &topic, &users).await?;
+    let consistency = args
+        .consistency
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
+    println!(
+        "replicas bench: {} records on {topic} ({} partitions, RF {}), writes at {consistency}, keyspaces {}",
+        users.len(),
+        args.kafka.partitions,
+        args.kafka.replication,
+        args.cassandra_replication
+    );
+    let session = SessionBuilder::new()
+        .known_nodes(args.cassandra_contact_points.split(','))
+        .build()
+        .await
+        .context("connecting to Cassandra")?;
+
+    // Cassandra's JIT and memtables warm up on the first writes: keep that out of the figures.
+    let warm = users.len().min(20_000);
+    bare_inserts(
+        &args,
+        &session,
+        &format!("bench_warm_{stamp}"),
+        &users[..warm],
+    )
+    .await?;
+
+    let mut pipeline = vec![0.0; args.replicas.len()];
+    let mut bare = 0.0;
+    let rounds = args.work.rounds as f64;
+    for round in 1..=args.work.rounds {
+        for (i, &n) in args.replicas.iter().enumerate() {
+            let keyspace = format!("bench_{stamp}_{round}_{n}");
+            let group = format!("{topic}_writer_{round}_{n}");
+            let rate =
+                replicas(&args, &consumer_bin, &session, &topic, &group, &keyspace, n).await?;
+            println!("replicas bench: round {round}: {n} replica(s): {rate:.0} rows/s");
+            pipeline[i] += rate / rounds;
+        }
+        let b = bare_inserts(
+            &args,
+            &session,
+            &format!("bench_bare_{stamp}_{round}"),
+            &users,
+        )
+        .await?;
+        println!("replicas bench: round {round}: bare scylla loop: {b:.0} rows/s");
+        bare += b / rounds;
+    }
+
+    println!(
+        "replicas bench: means over {} round(s), writes at {consistency}:",
+        args.work.rounds
+    );
+    let one = pipeline.first().copied().unwrap_or(1.0);
+    for (&n, rate) in args.replicas.iter().zip(&pipeline) {
+        println!(
+            "replicas rows/s: {n} replica(s) {rate:>9.0} rows/s   x{:.2} of {} replica(s)   ratio to bare {:.2}",
+            rate / one,
+            args.replicas[0],
+            rate / bare
+        );
+    }
+    println!(
+        "replicas rows/s: bare scylla loop {bare:>6.0} rows/s ({} in flight, one process)",
+        args.max_in_flight
+    );
+    Ok(())
+}
+
+/// The consumer binary beside this one (`cargo build --release -p consumer`), or $CONSUMER_BIN.
+fn consumer_bin() -> Result<std::path::PathBuf> {
+    let path = match std::env::var_os("CONSUMER_BIN") {
+        Some(p) => p.into(),
+        None => std::env::current_exe()?.with_file_name("consumer"),
+    };
+    ensure!(
+        path.exists(),
+        "{} not found: build it with the same profile (cargo build --release -p consumer) or set CONSUMER_BIN",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// `n` consumer processes in one group; rows/s once the group is stable (every replica holds
+/// partitions) until the last row, summed over the replicas' /metrics.
+async fn replicas(
+    args: &Args,
+    bin: &std::path::Path,
+    session: &Session,
+    topic: &str,
+    group: &str,
+    keyspace: &str,
+    n: usize,
+) -> Result<f64> {
+    // Created once up front: n processes racing to create one keyspace is not what we measure.
+    create_schema(session, keyspace, &args.cassandra_replication).await?;
+    let consistency = args
+        .consistency
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
+    let mut children: Vec<(Child, String)> = Vec::new();
+    for _ in 0..n {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Command::new(bin)
+            .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
+            .args(["--schema-registry-url", &args.registry.url])
+            .args(["--cassandra-contact-points", &args.cassandra_contact_points])
+            .args([
+                "--topic",
+                topic,
+                "--dlq-topic",
+                &format!("{topic}.dlq"),
+                "--group-id",
+                group,
+            ])
+            .args(["--topic-partitions", &args.kafka.partitions.to_string()])
+            .args(["--topic-replication", &args.kafka.replication.to_string()])
+            .args([
+                "--keyspace",
+                keyspace,
+                "--cassandra-replication",
+                &args.cassandra_replication,
+            ])
+            .args(["--consistency", &consistency])
+            .args(["--max-in-flight", &args.max_in_flight.to_string()])
+            .args(["--http-addr", &addr, "--progress-interval", "5s"])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        children.push((child, addr));
+    }
+    let target = args.work.records as u64;
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut stable: Option<(Instant, u64)> = None;
+    loop {
+        let (mut written, mut holding) = (0, 0);
+        for (child, addr) in &mut children {
+            if let Some(status) = child.try_wait()? {
+                bail!("a consumer replica exited during the bench: {status}");
+            }
+            let text = match client.get(format!("http://{addr}/metrics")).send().await {
+                Ok(r) => r.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            written += metric(&text, "consumer_rows_written_total");
+            holding += (metric(&text, "consumer_assigned_partitions") > 0) as usize;
+        }
+        if stable.is_none() && holding == n {
+            stable = Some((Instant::now(), written));
+        }
+        if written >= target {
+            let (since, at) = stable.context("the group never held all replicas")?;
+            let rate = (target - at) as f64 / since.elapsed().as_secs_f64();
+            println!(
+                "replicas bench: {n} replica(s) wrote {target} rows ({at} before the group was stable) in {:.1}s",
+                since.elapsed().as_secs_f64()
+            );
+            return Ok(rate);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{n} replica(s): {written} of {target} rows after 600s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn metric(body: &str, name: &str) -> u64 {
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn create_schema(session: &Session, keyspace: &str, replication: &str) -> Result<()> {
+    for statement in schema_statements(keyspace, replication) {
+        session.query_unpaged(statement, ()).await?;
+    }
+    session.await_schema_agreement().await?;
+    Ok(())
+}
+
+/// scylla alone: the same rows, the same prepared INSERT at the same consistency, the same
+/// concurrency as one consumer process, token-aware over every contact point.
+async fn bare_inserts(
+    args: &Args,
+    session: &Session,
+    keyspace: &str,
+    users: &[domain::User],
+) -> Result<f64> {
+    create_schema(session, keyspace, &args.cassandra_replication).await?;
+    let mut insert = session.prepare(UserRow::insert_cql(keyspace)).await?;
+    insert.set_consistency(args.consistency.into());
+    let rows: Vec<UserRow> = users
+        .iter()
+        .map(|u| domain::to_row(u, 0))
+        .collect::<Result<_, _>>()?;
+    let started = Instant::now();
+    let mut in_flight = FuturesUnordered::new();
+    for row in &rows {
+        if in_flight.len() >= args.max_in_flight {
+            in_flight.next().await.transpose()?;
+        }
+        in_flight.push(session.execute_unpaged(&insert, row));
+    }
+    while let Some(done) = in_flight.next().await {
+        done?;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "replicas bench: bare scylla loop wrote {} rows in {:.1}s",
+        rows.len(),
+        elapsed.as_secs_f64()
+    );
+    Ok(rows.len() as f64 / elapsed.as_secs_f64())
+}
