@@ -1,10 +1,11 @@
-//! `cargo run --release -p bench -- producer|consumer|replicas`: measures a pipeline
+//! `cargo run --release -p bench -- producer|consumer|latency|replicas`: measures a pipeline
 //! stage and, in the same run, the bare client loop underneath it (the
 //! machine's own limit), then prints both and their ratio.
 //!
 //! Needs the real services (`tests/stack up`, `eval "$(tests/stack env)"`).
 
 mod consumer_bench;
+mod latency_bench;
 mod producer_bench;
 mod replicas_bench;
 mod users;
@@ -27,6 +28,8 @@ enum Stage {
     Producer(producer_bench::Args),
     /// Kafka -> decode -> transform -> Cassandra, vs a bare scylla loop inserting the same rows.
     Consumer(consumer_bench::Args),
+    /// The producer and consumer binaries at a steady rate: end-to-end latency, peak RSS, CPU.
+    Latency(latency_bench::Args),
     /// 1, 2, 3 consumer processes in one group on the cluster bed, vs the bare scylla loop at
     /// the same consistency.
     Replicas(replicas_bench::Args),
@@ -37,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().stage {
         Stage::Producer(args) => producer_bench::run(args).await,
         Stage::Consumer(args) => consumer_bench::run(args).await,
+        Stage::Latency(args) => latency_bench::run(args).await,
         Stage::Replicas(args) => replicas_bench::run(args).await,
     }
 }

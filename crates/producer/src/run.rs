@@ -57,7 +57,8 @@ pub async fn run(
         .client_config(
             &[
                 ("compression.type", args.compression.as_str()),
-                ("linger.ms", "20"),
+                // A few ms of batching: full batches under load, little added latency.
+                ("linger.ms", "5"),
                 ("message.timeout.ms", delivery_timeout.as_str()),
             ],
             &common::kafka::producer_guarantees(),
