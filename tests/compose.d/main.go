@@ -5,9 +5,11 @@
 // prints) for tests/compose_check.py to inspect; on failure the loader's error, exit 1.
 //
 //	compose-spec-check docker-compose.yml
+//	compose-spec-check --env-file .env --env-file .env.secure.example docker-compose.yml docker-compose.secure.yml
 //
-// Only the .env next to the file is read, never the caller's environment, so the committed
-// defaults are what is checked.
+// Several files are merged in order, as `docker compose -f a -f b` merges them. Only the .env next to
+// the first file is read (or, with --env-file, those files in order, later winning), never the
+// caller's environment, so the committed defaults are what is checked.
 package main
 
 import (
@@ -20,17 +22,22 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: compose-spec-check COMPOSE_FILE")
+	var files, envFiles []string
+	for args := os.Args[1:]; len(args) > 0; args = args[1:] {
+		if args[0] == "--env-file" && len(args) > 1 {
+			envFiles = append(envFiles, abs(args[1]))
+			args = args[1:]
+			continue
+		}
+		files = append(files, abs(args[0]))
+	}
+	if len(files) == 0 {
+		fmt.Fprintln(os.Stderr, "usage: compose-spec-check [--env-file FILE]... COMPOSE_FILE...")
 		os.Exit(2)
 	}
-	file, err := filepath.Abs(os.Args[1])
-	if err != nil {
-		fail(err)
-	}
-	opts, err := cli.NewProjectOptions([]string{file},
-		cli.WithWorkingDirectory(filepath.Dir(file)),
-		cli.WithEnvFiles(),
+	opts, err := cli.NewProjectOptions(files,
+		cli.WithWorkingDirectory(filepath.Dir(files[0])),
+		cli.WithEnvFiles(envFiles...),
 		cli.WithDotEnv,
 		cli.WithInterpolation(true),
 	)
@@ -46,6 +53,14 @@ func main() {
 		fail(err)
 	}
 	os.Stdout.Write(append(out, '\n'))
+}
+
+func abs(path string) string {
+	p, err := filepath.Abs(path)
+	if err != nil {
+		fail(err)
+	}
+	return p
 }
 
 func fail(err error) {
