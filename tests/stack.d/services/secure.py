@@ -9,9 +9,9 @@ authentication and TLS everywhere, on the loopback address 127.0.0.5, as a deplo
   with the default superuser once the node answers.
 
 The CA, the server certificate (SAN IP:127.0.0.5, DNS:localhost), its PKCS12 keystore, the htpasswd file and
-the random passwords are made at the first start under .stack/data/secure/ (mode 0700, files 0600) and kept
-until `down --purge`: ZooKeeper and Cassandra keep the users they were created with. Nothing of it is
-committed. `tests/stack env` exports every setting the binaries need."""
+the random passwords are made at the first start under .stack/data/secure/ (mode 0700, files 0600) and reused
+by every later start (ZooKeeper and Cassandra keep the users they were created with; after `down --purge`
+they are created again with the same passwords). Nothing of it is committed. `tests/stack env` exports every setting the binaries need."""
 import json
 import os
 import secrets
