@@ -120,6 +120,17 @@ impl RegistryArgs {
             .map_err(|e| anyhow!("schema registry URL {:?} is not usable: {e}", self.url))
     }
 
+    /// The registry client, once the start-up check of `topic`'s value
+    /// subject passed (see [`Registry::check`]).
+    pub async fn connect(&self, topic: &str) -> Result<Registry> {
+        let registry = self.client()?;
+        registry
+            .check(&format!("{topic}-value"))
+            .await
+            .map_err(|f| anyhow!("{}", f.message))?;
+        Ok(registry)
+    }
+
     pub fn client(&self) -> Result<Registry> {
         let http = self
             .http()?

@@ -79,11 +79,7 @@ struct PipelineContext {
 
 impl ClientContext for PipelineContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if self.alarm.observe(&error, reason) {
-            tracing::error!("Kafka: {error}: {reason}");
-        } else {
-            tracing::warn!("Kafka: {error}: {reason}");
-        }
+        self.alarm.report(&error, reason);
     }
 }
 
@@ -236,12 +232,8 @@ pub async fn run(
         .ensure_topics(&[&args.kafka.topic, &args.dlq_topic])
         .await?;
     metrics.kafka.observe(true);
-    let registry = args.registry.client()?;
+    let registry = args.registry.connect(&args.kafka.topic).await?;
     let subject = format!("{}-value", args.kafka.topic);
-    registry
-        .check(&subject)
-        .await
-        .map_err(|f| anyhow!("{}", f.message))?;
     metrics.registry.observe(true);
     let sink = Sink::connect(&args).await?;
     metrics.cassandra.observe(true);

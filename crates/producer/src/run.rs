@@ -1,6 +1,6 @@
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use rdkafka::producer::FutureProducer;
 
 use crate::cli::Args;
@@ -65,12 +65,7 @@ pub async fn run(
         )?
         .create()
         .context("creating the Kafka producer (check --compression)")?;
-    let registry = args.registry.client()?;
-    let subject = format!("{}-value", args.kafka.topic);
-    registry
-        .check(&subject)
-        .await
-        .map_err(|f| anyhow!("{}", f.message))?;
+    let registry = args.registry.connect(&args.kafka.topic).await?;
     let mut publisher = Publisher::new(
         producer,
         args.registry.settings()?,

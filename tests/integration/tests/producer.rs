@@ -7,6 +7,7 @@ use std::time::Duration;
 use domain::ApiPage;
 use integration::api::{fixture, FakeApi, Reply};
 use integration::kafka::{read_topic, record_count};
+use integration::registry::register;
 use integration::{bins, unique, Services};
 use rdkafka::Message;
 use schema_registry_converter::async_impl::schema_registry::{get_schema_by_id, SrSettings};
@@ -325,24 +326,18 @@ async fn unreachable_registry_and_kafka_fail_fast_naming_the_address() {
     );
 }
 
+/// A `User` that shares no field with schemas/user.avsc: incompatible with it.
+fn incompatible() -> serde_json::Value {
+    json!({"type": "record", "name": "User", "namespace": "io.userpipeline.v1",
+           "fields": [{"name": "must_have", "type": "string"}]})
+}
+
 #[tokio::test]
 async fn a_registry_that_rejects_the_schema_fails_the_run() {
     let s = Services::from_env();
     let topic = unique("conflict");
     // Someone registered an incompatible schema under our subject first.
-    let other = r#"{"type":"record","name":"User","namespace":"io.userpipeline.v1","fields":[{"name":"must_have","type":"string"}]}"#;
-    let resp = reqwest::Client::new()
-        .post(format!("{}/subjects/{topic}-value/versions", s.registry))
-        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        .body(json!({"schema": other}).to_string())
-        .send()
-        .await
-        .expect("register other schema");
-    assert!(
-        resp.status().is_success(),
-        "{}",
-        resp.text().await.unwrap_or_default()
-    );
+    register(&s, &format!("{topic}-value"), &incompatible()).await;
 
     let api = FakeApi::start().await;
     let out = bins::run(producer(&s, &api, &topic, &["--count", "5"]), LIMIT).await;
@@ -412,15 +407,7 @@ async fn records_that_cannot_be_encoded_are_counted_exactly_and_fail_the_run() {
     let topic = unique("unencodable");
     // The subject's schema changed under a running publisher to one that
     // schemas/user.avsc cannot be registered beside: every encode now fails.
-    let other = r#"{"type":"record","name":"User","namespace":"io.userpipeline.v1","fields":[{"name":"must_have","type":"string"}]}"#;
-    let resp = reqwest::Client::new()
-        .post(format!("{}/subjects/{topic}-value/versions", s.registry))
-        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        .body(json!({"schema": other}).to_string())
-        .send()
-        .await
-        .expect("register other schema");
-    assert!(resp.status().is_success());
+    register(&s, &format!("{topic}-value"), &incompatible()).await;
     let registry = common::registry::RegistryArgs::at(&s.registry);
     let kafka: FutureProducer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &s.kafka)

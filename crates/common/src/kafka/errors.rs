@@ -57,6 +57,16 @@ impl Alarm {
         true
     }
 
+    /// What a client context does with an error librdkafka reports: log it,
+    /// at error level when it is fatal (and noted).
+    pub fn report(&self, error: &KafkaError, reason: &str) {
+        if self.observe(error, reason) {
+            tracing::error!("Kafka: {error}: {reason}");
+        } else {
+            tracing::warn!("Kafka: {error}: {reason}");
+        }
+    }
+
     /// The fatal error, as a message naming the settings to check.
     pub fn fatal(&self, bootstrap_servers: &str) -> Option<String> {
         let first = self.first.lock().unwrap_or_else(|e| e.into_inner());
@@ -101,11 +111,7 @@ impl Alarmed for AlarmContext {
 
 impl ClientContext for AlarmContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if self.alarm.observe(&error, reason) {
-            tracing::error!("Kafka: {error}: {reason}");
-        } else {
-            tracing::warn!("Kafka: {error}: {reason}");
-        }
+        self.alarm.report(&error, reason);
     }
 }
 
