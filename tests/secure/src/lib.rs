@@ -300,6 +300,7 @@ pub fn foreign_ca() -> PathBuf {
         .status()
         .expect("run openssl");
     assert!(status.success(), "openssl could not make a CA");
+    std::fs::remove_file(dir.join("ca.key")).expect("remove the CA's key");
     dir.join("ca.pem")
 }
 

@@ -247,6 +247,20 @@ async fn a_wrong_registry_password_stops_both_binaries_at_once() {
 }
 
 #[tokio::test]
+async fn no_registry_credentials_stop_both_binaries_at_once() {
+    Case {
+        name: "no_registry_credentials",
+        set: vec![],
+        unset: &["SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO"],
+        names: "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+        producer_too: true,
+        bound: FAST,
+    }
+    .run()
+    .await;
+}
+
+#[tokio::test]
 async fn a_wrong_cassandra_password_stops_the_consumer_at_once() {
     Case {
         name: "wrong_cassandra_password",
