@@ -84,8 +84,9 @@ pub fn http_status_class(status: u16) -> Class {
 pub fn is_tls_trust_failure(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(error);
     while let Some(mut e) = cause {
-        // io::Error hides the error it wraps from `source()`: look inside.
-        if let Some(inner) = e
+        // io::Error hides the error it wraps from `source()` (and hyper wraps
+        // one io::Error in another): look inside, as deep as they go.
+        while let Some(inner) = e
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
         {
@@ -132,10 +133,11 @@ mod tests {
                 Some(&self.0)
             }
         }
-        let untrusted = std::io::Error::new(
+        // As hyper-rustls reports it: an io::Error in an io::Error around the rustls error.
+        let untrusted = std::io::Error::other(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
-        );
+        ));
         assert!(is_tls_trust_failure(&Wrapper(untrusted)));
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         assert!(!is_tls_trust_failure(&Wrapper(refused)));

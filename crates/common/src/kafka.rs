@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{Client, ClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
@@ -270,16 +270,23 @@ impl KafkaArgs {
 
     /// Waits (bounded by `connect_timeout`) until a broker answers a metadata
     /// request, so an unreachable cluster fails fast with a message that names it.
-    /// Refused credentials or a failed TLS handshake end the wait at once.
-    pub fn wait_for_broker<C: ClientContext + Alarmed>(&self, client: &Client<C>) -> Result<()> {
+    /// A probe client is polled meanwhile: librdkafka reports refused
+    /// credentials and failed TLS handshakes only to a polled client's error
+    /// callback, which raises the alarm and ends the wait at once.
+    pub fn wait_for_broker(&self) -> Result<()> {
+        let probe: BaseConsumer<AlarmContext> = self
+            .client_config(&[], &[])?
+            .create_with_context(AlarmContext::default())
+            .context("creating a Kafka client")?;
         let deadline = std::time::Instant::now() + self.connect_timeout;
         loop {
-            if let Some(message) = client.context().alarm().fatal(&self.bootstrap_servers) {
+            probe.poll(Duration::from_millis(100));
+            if let Some(message) = probe.context().alarm().fatal(&self.bootstrap_servers) {
                 bail!("{message}");
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             let attempt = Duration::from_secs(1).min(left.max(Duration::from_millis(100)));
-            match client.fetch_metadata(None, attempt) {
+            match probe.client().fetch_metadata(None, attempt) {
                 Ok(_) => return Ok(()),
                 Err(e) if left.is_zero() => bail!(
                     "Kafka at {} did not answer within {:?} ({e}). Is the broker up, and is {} \
@@ -307,11 +314,11 @@ impl KafkaArgs {
     /// Creates `topics` unless they exist. The pipeline never relies on broker
     /// auto-creation, which is off in production clusters.
     pub async fn ensure_topics(&self, topics: &[&str]) -> Result<()> {
+        tokio::task::block_in_place(|| self.wait_for_broker())?;
         let admin: AdminClient<AlarmContext> = self
             .client_config(&[], &[])?
             .create_with_context(AlarmContext::default())
             .context("creating the Kafka admin client")?;
-        tokio::task::block_in_place(|| self.wait_for_broker(admin.inner()))?;
         let min_insync = self.min_insync_replicas().to_string();
         let new: Vec<NewTopic> = topics
             .iter()
