@@ -135,7 +135,7 @@ def load(argv=()):
     Returns (topology, the remaining arguments)."""
     args = [a for a in argv if a[2:] not in TOPOLOGIES or not a.startswith("--")]
     flags = [a[2:] for a in argv if a.startswith("--") and a[2:] in TOPOLOGIES]
-    name = flags[-1] if flags else os.environ.get("STACK_TOPOLOGY")
+    name = flags[-1] if flags else (os.environ.get("STACK_TOPOLOGY") or None)   # empty = unset
     if name is None:
         names = [a for a in args if not a.startswith("-")]
         owners = [t for t in TOPOLOGIES if t != "default" and any(n in TOPOLOGIES[t]().names() for n in names[1:])]
