@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
 
 use crate::Services;
 
@@ -17,8 +16,8 @@ pub fn read_topic(
     expected: usize,
     quiet: Duration,
 ) -> Vec<OwnedMessage> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &services.kafka)
+    let consumer: BaseConsumer = services
+        .kafka_config()
         .set("group.id", crate::unique("reader"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
@@ -41,10 +40,7 @@ pub fn read_topic(
 
 /// Puts raw bytes on `topic` (for poison-record tests).
 pub fn produce_raw(services: &Services, topic: &str, records: &[(&[u8], &[u8])]) {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &services.kafka)
-        .create()
-        .expect("producer");
+    let producer: BaseProducer = services.kafka_config().create().expect("producer");
     for (key, payload) in records {
         producer
             .send(BaseRecord::to(topic).key(*key).payload(*payload))
@@ -55,8 +51,8 @@ pub fn produce_raw(services: &Services, topic: &str, records: &[(&[u8], &[u8])])
 }
 
 fn client(services: &Services, group: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", &services.kafka)
+    services
+        .kafka_config()
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .create()
@@ -109,10 +105,8 @@ pub fn committed(services: &Services, group: &str, topic: &str) -> i64 {
 /// Creates `topic` (the test bed, like production clusters, does not auto-create).
 pub async fn create_topic(services: &Services, topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &services.kafka)
-        .create()
-        .expect("admin client");
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        services.kafka_config().create().expect("admin client");
     let results = admin
         .create_topics(
             &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],

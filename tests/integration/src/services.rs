@@ -1,5 +1,25 @@
 use std::path::PathBuf;
 
+use clap::Parser;
+use common::cassandra::CassandraArgs;
+use common::kafka::KafkaArgs;
+use rdkafka::ClientConfig;
+
+/// The binaries' own connection flags, read from the same environment
+/// variables they read: a test's clients connect exactly as the binaries do
+/// (SASL, TLS, credentials included on a secured bed).
+#[derive(Debug, Parser)]
+struct Connection {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    cassandra: CassandraArgs,
+}
+
+fn connection() -> Connection {
+    Connection::try_parse_from(["tests"]).unwrap_or_else(|e| panic!("connection settings: {e}"))
+}
+
 /// Addresses of the real services, from the same env vars the binaries read.
 /// A missing variable is an error, never a skip: run `eval "$(tests/stack env)"`.
 #[derive(Debug, Clone)]
@@ -23,12 +43,21 @@ impl Services {
         }
     }
 
+    /// Kafka client settings as the binaries build them (no guarded keys).
+    pub fn kafka_config(&self) -> ClientConfig {
+        let mut args = connection().kafka;
+        args.bootstrap_servers = self.kafka.clone();
+        args.client_config(&[], &[])
+            .unwrap_or_else(|e| panic!("Kafka settings: {e:#}"))
+    }
+
+    /// A Cassandra session as the consumer opens it.
     pub async fn cassandra_session(&self) -> scylla::client::session::Session {
-        scylla::client::session_builder::SessionBuilder::new()
-            .known_nodes(self.cassandra.split(','))
-            .build()
+        let mut args = connection().cassandra;
+        args.contact_points = self.cassandra.split(',').map(str::to_string).collect();
+        args.connect()
             .await
-            .unwrap_or_else(|e| panic!("Cassandra at {}: {e}", self.cassandra))
+            .unwrap_or_else(|e| panic!("Cassandra at {}: {e:#}", self.cassandra))
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use integration::api::FakeApi;
 use integration::bins::{self, Output};
+use integration::kafka::{committed, produce_raw, read_topic, record_count};
 use integration::pipeline::{Lane, LIMIT};
 use rdkafka::message::{Headers, Message};
 use secure_tests::{assert_no_secret, foreign_ca, Secure};
@@ -44,7 +45,7 @@ async fn the_pipeline_runs_with_credentials_and_tls_everywhere_and_prints_no_sec
         &secrets,
     );
     // one poison record, so that the run writes a dead letter too
-    s.produce_raw(&lane.topic, &[(b"poison", b"not avro at all")]);
+    produce_raw(&s.services, &lane.topic, &[(b"poison", b"not avro at all")]);
 
     let addr = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
@@ -82,8 +83,8 @@ async fn the_pipeline_runs_with_credentials_and_tls_everywhere_and_prints_no_sec
     );
     assert_no_secret("/metrics", metrics.as_bytes(), &secrets);
 
-    assert_eq!(s.row_count(&lane.keyspace).await, 50, "every user is a row");
-    let dead = s.read_topic(&lane.dlq, 1, Duration::from_secs(15));
+    assert_eq!(lane.count(&s.services).await, 50, "every user is a row");
+    let dead = read_topic(&s.services, &lane.dlq, 1, Duration::from_secs(15));
     assert_eq!(dead.len(), 1, "the poison record is dead-lettered");
     for m in &dead {
         let headers = m.headers().expect("a dead letter carries headers");
@@ -99,7 +100,7 @@ async fn the_pipeline_runs_with_credentials_and_tls_everywhere_and_prints_no_sec
         assert_no_secret("a DLQ payload", m.payload().unwrap_or_default(), &secrets);
     }
     assert_eq!(
-        s.committed(&lane.group, &lane.topic),
+        committed(&s.services, &lane.group, &lane.topic),
         51,
         "all offsets committed"
     );
@@ -189,25 +190,25 @@ impl Case {
         }
 
         assert_eq!(
-            s.record_count(&lane.topic),
+            record_count(&s.services, &lane.topic),
             20,
             "{}: nothing published",
             self.name
         );
         assert_eq!(
-            s.record_count(&lane.dlq),
+            record_count(&s.services, &lane.dlq),
             0,
             "{}: nothing dead-lettered",
             self.name
         );
         assert_eq!(
-            s.committed(&lane.group, &lane.topic),
+            committed(&s.services, &lane.group, &lane.topic),
             0,
             "{}: no offset committed",
             self.name
         );
         assert_eq!(
-            s.row_count(&lane.keyspace).await,
+            lane.count(&s.services).await,
             0,
             "{}: no row written",
             self.name
