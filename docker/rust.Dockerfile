@@ -27,7 +27,11 @@ COPY crates/producer/Cargo.toml crates/producer/Cargo.toml
 COPY crates/consumer/Cargo.toml crates/consumer/Cargo.toml
 COPY crates/bench/Cargo.toml crates/bench/Cargo.toml
 COPY tests/integration/Cargo.toml tests/integration/Cargo.toml
-RUN for d in crates/domain crates/common crates/producer crates/consumer crates/bench tests/integration; do \
+# The beds' test crates are workspace members too: their manifests (and empty stubs, kept, since
+# they are never built here) let cargo load the workspace.
+COPY tests/cluster/Cargo.toml tests/cluster/Cargo.toml
+COPY tests/secure/Cargo.toml tests/secure/Cargo.toml
+RUN for d in crates/domain crates/common crates/producer crates/consumer crates/bench tests/integration tests/cluster tests/secure; do \
       mkdir -p "$d/src" && : > "$d/src/lib.rs"; \
     done \
  && for b in producer consumer; do echo 'fn main() {}' > "crates/$b/src/main.rs"; done \
