@@ -50,7 +50,7 @@ RUN find crates tests/integration -name '*.rs' -exec touch {} + \
  && install -D -m 0755 target/release/consumer /out/consumer
 # ---- end of builder ---------------------------------------------------------------------------
 
-# ---- runtime root: exactly what the binaries load (libc, libm, libgcc_s and the dynamic loader;
+# ---- runtime root: exactly what the binaries load (libc, libm, libgcc_s, libssl, libcrypto and the dynamic loader;
 # zlib is linked statically), the CA roots for HTTPS to the Random User API, and an unprivileged
 # user. Taken from the builder's own Debian, so the glibc matches the one the binaries were linked
 # against. The paths come from `ldd` on the binaries themselves, never spelled out here: the
@@ -78,6 +78,9 @@ RUN set -eu \
 # No shell, no package manager: nothing in the image but the above and one binary.
 FROM scratch AS runtime
 COPY --from=runtime-root /rootfs/ /
+# OpenSSL (librdkafka's TLS to Kafka) finds the CA roots here when KAFKA_SSL_CA_LOCATION is unset:
+# its built-in default directory does not exist in this image.
+ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 USER 10001:10001
 
 # ---- consumer: long-running Kafka -> Cassandra writer; /healthz and /metrics on :9400 ----------
