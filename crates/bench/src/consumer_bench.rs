@@ -184,6 +184,26 @@ async fn bare_inserts(args: &Args, keyspace: &str, users: &[domain::User]) -> Re
     }
     session.await_schema_agreement().await?;
     let insert = session.prepare(UserRow::insert_cql(keyspace)).await?;
+    insert_loop(
+        &session,
+        &insert,
+        users,
+        args.max_in_flight,
+        "consumer bench",
+    )
+    .await
+}
+
+/// The bare loop both benches compare against: the rows of `users` through a
+/// prepared INSERT, `max_in_flight` at once, as fast as Cassandra takes them.
+/// Returns rows/s.
+pub async fn insert_loop(
+    session: &scylla::client::session::Session,
+    insert: &scylla::statement::prepared::PreparedStatement,
+    users: &[domain::User],
+    max_in_flight: usize,
+    label: &str,
+) -> Result<f64> {
     let rows: Vec<UserRow> = users
         .iter()
         .map(|u| domain::to_row(u, 0))
@@ -191,17 +211,17 @@ async fn bare_inserts(args: &Args, keyspace: &str, users: &[domain::User]) -> Re
     let started = Instant::now();
     let mut in_flight = FuturesUnordered::new();
     for row in &rows {
-        if in_flight.len() >= args.max_in_flight {
+        if in_flight.len() >= max_in_flight {
             in_flight.next().await.transpose()?;
         }
-        in_flight.push(session.execute_unpaged(&insert, row));
+        in_flight.push(session.execute_unpaged(insert, row));
     }
     while let Some(done) = in_flight.next().await {
         done?;
     }
     let elapsed = started.elapsed();
     println!(
-        "consumer bench: bare scylla loop wrote {} rows in {:.1}s",
+        "{label}: bare scylla loop wrote {} rows in {:.1}s",
         rows.len(),
         elapsed.as_secs_f64()
     );

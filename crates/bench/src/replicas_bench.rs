@@ -14,7 +14,6 @@ use common::kafka::KafkaArgs;
 use common::registry::RegistryArgs;
 use domain::row::schema_statements;
 use domain::{ApiPage, UserRow};
-use futures::stream::{FuturesUnordered, StreamExt};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use tokio::process::{Child, Command};
@@ -270,26 +269,12 @@ async fn bare_inserts(
     create_schema(session, keyspace, &args.cassandra_replication).await?;
     let mut insert = session.prepare(UserRow::insert_cql(keyspace)).await?;
     insert.set_consistency(args.consistency.into());
-    let rows: Vec<UserRow> = users
-        .iter()
-        .map(|u| domain::to_row(u, 0))
-        .collect::<Result<_, _>>()?;
-    let started = Instant::now();
-    let mut in_flight = FuturesUnordered::new();
-    for row in &rows {
-        if in_flight.len() >= args.max_in_flight {
-            in_flight.next().await.transpose()?;
-        }
-        in_flight.push(session.execute_unpaged(&insert, row));
-    }
-    while let Some(done) = in_flight.next().await {
-        done?;
-    }
-    let elapsed = started.elapsed();
-    println!(
-        "replicas bench: bare scylla loop wrote {} rows in {:.1}s",
-        rows.len(),
-        elapsed.as_secs_f64()
-    );
-    Ok(rows.len() as f64 / elapsed.as_secs_f64())
+    crate::consumer_bench::insert_loop(
+        session,
+        &insert,
+        users,
+        args.max_in_flight,
+        "replicas bench",
+    )
+    .await
 }
