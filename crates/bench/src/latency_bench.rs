@@ -57,10 +57,9 @@ pub async fn run(args: Args) -> Result<()> {
     let topic = format!("bench_latency_{stamp}");
     let keyspace = format!("bench_latency_{stamp}");
     let api = serve_pages(args.batch_size).await?;
-    let expected = (args.rate * args.seconds as f64).round() as i64;
     println!(
-        "latency bench: {} users at {}/s for {}s, topic {topic}",
-        expected, args.rate, args.seconds
+        "latency bench: users at {}/s for {}s, topic {topic}",
+        args.rate, args.seconds
     );
 
     // The consumer first, and only once it has its partitions does the producer start: the
@@ -105,6 +104,10 @@ pub async fn run(args: Args) -> Result<()> {
         .wait(Duration::from_secs(args.seconds + 120))
         .await?;
     ensure!(produced.success, "producer failed");
+    // --duration ends the run on time: the rows to wait for are what the producer published.
+    let expected = produced
+        .summary("published")
+        .context("no published= in the producer's summary")?;
 
     let session = SessionBuilder::new()
         .known_nodes(args.cassandra_contact_points.split(','))
@@ -200,12 +203,27 @@ struct Finished {
     success: bool,
     peak_rss_mib: f64,
     cpu_seconds: f64,
+    /// What it printed: the summary line.
+    stdout: String,
+}
+
+impl Finished {
+    /// A `key=value` figure of the summary line.
+    fn summary(&self, key: &str) -> Option<i64> {
+        self.stdout
+            .lines()
+            .rfind(|l| l.starts_with("summary:"))?
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))?
+            .parse()
+            .ok()
+    }
 }
 
 impl Watched {
     fn spawn(mut command: Command) -> Result<Watched> {
         let child = command
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .context("spawning a binary")?;
         let pid = child.id().context("pid")?;
@@ -230,15 +248,17 @@ impl Watched {
         Ok(())
     }
 
-    async fn wait(mut self, limit: Duration) -> Result<Finished> {
-        let Ok(status) = tokio::time::timeout(limit, self.child.wait()).await else {
+    async fn wait(self, limit: Duration) -> Result<Finished> {
+        let Ok(output) = tokio::time::timeout(limit, self.child.wait_with_output()).await else {
             bail!("pid {} still running after {limit:?}", self.pid);
         };
+        let output = output?;
         let (peak_rss_mib, cpu_seconds) = *self.peak.lock().unwrap_or_else(|e| e.into_inner());
         Ok(Finished {
-            success: status?.success(),
+            success: output.status.success(),
             peak_rss_mib,
             cpu_seconds,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         })
     }
 }
