@@ -229,6 +229,27 @@ pub async fn cassandra_healthy(services: &Services, keyspace: &str) -> Result<()
 }
 
 /// The DLQ of a lane holds nothing (a topic not created yet counts as empty).
+/// Waits until every one of `count` records is exactly one row (read at
+/// QUORUM) and every offset is committed.
+pub async fn wait_all_written(services: &Services, lane: &Lane, count: u64) {
+    wait_for(
+        "every record one row, all offsets committed",
+        Duration::from_secs(180),
+        || async {
+            let (rows, ids) = rows_at_quorum(services, &lane.keyspace).await?;
+            let offsets = integration::kafka::committed(services, &lane.group, &lane.topic);
+            if rows == count && ids == count && offsets == count as i64 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{rows} rows, {ids} distinct ids, {offsets} committed"
+                ))
+            }
+        },
+    )
+    .await;
+}
+
 pub fn dead_lettered(services: &Services, lane: &Lane) -> i64 {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &services.kafka)

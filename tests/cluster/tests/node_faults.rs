@@ -6,10 +6,9 @@ use std::time::Duration;
 
 use cluster_tests::{
     cassandra_healthy, dead_lettered, kafka_healthy, rows_at_quorum, stack_async, start_producer,
-    wait_for, Replica, PARTITIONS,
+    wait_all_written, wait_for, Replica, PARTITIONS,
 };
 use integration::bins;
-use integration::kafka::committed;
 use integration::pipeline::Lane;
 use integration::Services;
 
@@ -66,22 +65,7 @@ async fn a_killed_broker_and_a_stopped_cassandra_node_lose_and_double_nothing() 
     assert_eq!(out.summary("failed"), 0, "{out}");
 
     // Every record one row, read at QUORUM with one node still down.
-    wait_for(
-        "every record written and committed",
-        Duration::from_secs(180),
-        || async {
-            let (rows, ids) = rows_at_quorum(&s, &lane.keyspace).await?;
-            let offsets = committed(&s, &lane.group, &lane.topic);
-            if rows == COUNT && ids == COUNT && offsets == COUNT as i64 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{rows} rows, {ids} distinct ids, {offsets} committed"
-                ))
-            }
-        },
-    )
-    .await;
+    wait_all_written(&s, &lane, COUNT).await;
     assert_eq!(dead_lettered(&s, &lane), 0, "nothing dead-lettered");
     let retries: u64 = {
         let mut n = 0;

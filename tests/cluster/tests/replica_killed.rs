@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use cluster_tests::{
-    dead_lettered, metric, partitions_of, rows_at_quorum, start_producer, wait_for, Replica,
+    dead_lettered, metric, partitions_of, start_producer, wait_all_written, wait_for, Replica,
     PARTITIONS,
 };
 use integration::bins;
-use integration::kafka::committed;
 use integration::pipeline::Lane;
 use integration::Services;
 
@@ -76,22 +75,7 @@ async fn a_killed_replicas_partitions_move_to_the_others_and_nothing_is_lost() {
     assert!(out.success, "{out}");
     assert_eq!(out.summary("published"), COUNT, "{out}");
 
-    wait_for(
-        "every record one row, all offsets committed",
-        Duration::from_secs(180),
-        || async {
-            let (rows, ids) = rows_at_quorum(&s, &lane.keyspace).await?;
-            let offsets = committed(&s, &lane.group, &lane.topic);
-            if rows == COUNT && ids == COUNT && offsets == COUNT as i64 {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{rows} rows, {ids} distinct ids, {offsets} committed"
-                ))
-            }
-        },
-    )
-    .await;
+    wait_all_written(&s, &lane, COUNT).await;
     assert_eq!(dead_lettered(&s, &lane), 0);
     for mut r in replicas {
         assert!(r.running(), "the survivors keep running");
