@@ -102,13 +102,16 @@ def cluster():
         # cluster). The ring delay bounds the gossip shadow round at start: the default bed's
         # 100 ms makes a restarting node give up ("Unable to gossip with any peers") when the
         # seed is slow to answer; without bootstrap nothing sleeps for it, so 10 s costs nothing.
+        # The default bed's superuser setup delay of 0 makes the role manager retry in a busy
+        # loop while any node is down (half a gigabyte of "some nodes were not ready" per
+        # cluster run); the bed's AllowAllAuthenticator never needs that role anyway.
         nodes.append(ClusterCassandra(
             nodes, name="cassandra-%d" % i, host=host, deps=["cassandra-%d" % (i - 1)] if i > 1 else [],
             heap="512m", overrides={
                 "cluster_name": "'stack-cluster'", "listen_address": host, "rpc_address": host,
                 "seeds": "%s:7000" % hosts[0], "auto_bootstrap": "false",
                 "initial_token": -2 ** 63 + (i - 1) * (2 ** 64 // len(hosts))},
-            properties={"cassandra.ring_delay_ms": 10000}))
+            properties={"cassandra.ring_delay_ms": 10000, "cassandra.superuser_setup_delay_ms": 10000}))
     registry = Registry(name="registry-c", host=hosts[0])
     members = [zookeeper] + brokers + [registry] + nodes
     return Topology("cluster", members, up=[m.name for m in members], groups={})

@@ -1,26 +1,35 @@
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context, Result};
-use clap::Parser;
+use anyhow::{bail, ensure, Context, Result};
 use common::kafka::KafkaArgs;
 use common::registry::RegistryArgs;
-use consumer::metrics::Metrics;
 use domain::row::schema_statements;
 use domain::{ApiPage, UserRow};
 use futures::stream::{FuturesUnordered, StreamExt};
 use producer::publish::Publisher;
 use rdkafka::producer::{FutureProducer, Producer};
+use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use tokio::process::Command;
+
+use crate::figures::{self, Series};
+use crate::process::{self, Watched};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     work: crate::Workload,
-    /// Concurrent writes, for the consumer and the bare loop alike.
-    #[arg(long, env = "CONSUMER_MAX_IN_FLIGHT", default_value_t = 256)]
-    max_in_flight: usize,
+    /// Concurrent writes to sweep, for the consumer (--max-in-flight) and the bare loop alike.
+    #[arg(
+        long,
+        env = "BENCH_IN_FLIGHT",
+        value_delimiter = ',',
+        default_value = "64,128,256,512"
+    )]
+    in_flight: Vec<usize>,
+    /// Directory of the consumer binary (default: beside this one).
+    #[arg(long, env = "BENCH_BIN_DIR")]
+    bin_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     kafka: KafkaArgs,
     #[command(flatten)]
@@ -33,7 +42,16 @@ pub struct Args {
     cassandra_contact_points: String,
 }
 
+/// One side's figures at one concurrency, over the rounds.
+#[derive(Debug, Default)]
+struct Side {
+    rows_per_s: Series,
+    cpu_us_per_row: Series,
+    peak_rss_mib: Series,
+}
+
 pub async fn run(args: Args) -> Result<()> {
+    let consumer_bin = process::binary("consumer", args.bin_dir.as_deref())?;
     let stamp = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let topic = format!("bench_consumer_{stamp}");
     let users: Vec<domain::User> = crate::users::pages(args.work.records, 5000)
@@ -44,32 +62,113 @@ pub async fn run(args: Args) -> Result<()> {
     load(&args.kafka, &args.registry, &topic, &users).await?;
     decode_cost(&args, &topic).await?;
     println!(
-        "consumer bench: {} records on {topic}, rss {:.0} MiB",
+        "consumer bench: {} records on {topic}; in flight {:?}; {} round(s)",
         users.len(),
-        crate::rss_mib()
+        args.in_flight,
+        args.work.rounds
     );
+    let session = SessionBuilder::new()
+        .known_nodes(args.cassandra_contact_points.split(','))
+        .build()
+        .await
+        .context("connecting to Cassandra")?;
 
     // Cassandra's JIT and memtables warm up on the first writes: keep that out of both figures.
     let warm = users.len().min(20_000);
-    bare_inserts(&args, &format!("bench_warm_{stamp}"), &users[..warm]).await?;
-    // Cassandra's speed drifts (flushes, compaction, GC): alternate the two, average the rounds.
-    let (mut pipeline, mut bare) = (0.0, 0.0);
+    bare_inserts(
+        &session,
+        &format!("bench_warm_{stamp}"),
+        &users[..warm],
+        256,
+    )
+    .await?;
+
+    let mut pipeline: Vec<Side> = args.in_flight.iter().map(|_| Side::default()).collect();
+    let mut bare: Vec<Side> = args.in_flight.iter().map(|_| Side::default()).collect();
     for round in 1..=args.work.rounds {
-        let p = consume(
-            &args,
-            &topic,
-            &format!("{topic}_writer_{round}"),
-            &format!("bench_{stamp}_{round}"),
-        )
-        .await?;
-        let b = bare_inserts(&args, &format!("bench_bare_{stamp}_{round}"), &users).await?;
-        println!("consumer bench: round {round}: pipeline {p:.0} rows/s, bare {b:.0} rows/s, ratio {:.2}", p / b);
-        (pipeline, bare) = (
-            pipeline + p / args.work.rounds as f64,
-            bare + b / args.work.rounds as f64,
+        for (i, &n) in args.in_flight.iter().enumerate() {
+            let keyspace = |side: &str| format!("bench_{stamp}_{side}_{round}_{n}");
+            // Cassandra's speed drifts (flushes, compaction, GC): the side that goes
+            // first alternates between rounds.
+            for side in if round % 2 == 1 {
+                ["pipeline", "bare"]
+            } else {
+                ["bare", "pipeline"]
+            } {
+                let (figures, into) = if side == "pipeline" {
+                    let group = format!("{topic}_writer_{round}_{n}");
+                    let keyspace = keyspace(side);
+                    let run = consume(&args, &consumer_bin, &topic, &group, &keyspace, n);
+                    (run.await?, &mut pipeline[i])
+                } else {
+                    let (rate, cpu_us) = bare_inserts(&session, &keyspace(side), &users, n).await?;
+                    // The bench holds every user in memory: its RSS says nothing.
+                    ((rate, cpu_us, f64::NAN), &mut bare[i])
+                };
+                let (rate, cpu_us, rss) = figures;
+                println!(
+                    "consumer bench: round {round}, {n:>3} in flight: {side:<8} {rate:>7.0} rows/s, \
+                     CPU {cpu_us:>5.1} µs/row{}",
+                    if rss.is_nan() { String::new() } else { format!(", peak RSS {rss:.0} MiB") }
+                );
+                into.rows_per_s.push(rate);
+                into.cpu_us_per_row.push(cpu_us);
+                into.peak_rss_mib.push(rss);
+                session
+                    .query_unpaged(format!("DROP KEYSPACE IF EXISTS {}", keyspace(side)), ())
+                    .await?;
+            }
+        }
+    }
+
+    println!(
+        "consumer bench: means over {} round(s) (min–max, ±half the range):",
+        args.work.rounds
+    );
+    for (i, n) in args.in_flight.iter().enumerate() {
+        println!(
+            "consumer bench: {n:>3} in flight: pipeline {} rows/s, {} µs CPU/row, peak RSS {} MiB",
+            pipeline[i].rows_per_s.describe(0),
+            pipeline[i].cpu_us_per_row.describe(1),
+            pipeline[i].peak_rss_mib.describe(0),
+        );
+        println!(
+            "consumer bench: {n:>3} in flight: bare     {} rows/s, {} µs CPU/row (bench process)",
+            bare[i].rows_per_s.describe(0),
+            bare[i].cpu_us_per_row.describe(1),
         );
     }
-    crate::report("consumer rows/s", pipeline, bare, "rows/s");
+    let best = |sides: &[Side]| {
+        (0..sides.len())
+            .max_by(|&a, &b| {
+                sides[a]
+                    .rows_per_s
+                    .mean()
+                    .total_cmp(&sides[b].rows_per_s.mean())
+            })
+            .unwrap_or(0)
+    };
+    let (p, b) = (best(&pipeline), best(&bare));
+    println!(
+        "consumer bench: best: pipeline at {} in flight, bare loop at {} in flight",
+        args.in_flight[p], args.in_flight[b]
+    );
+    figures::report(
+        "consumer rows/s",
+        &pipeline[p].rows_per_s,
+        &bare[b].rows_per_s,
+        "rows/s",
+    );
+    println!(
+        "consumer CPU/row: pipeline {} µs (goal <= 9), bare loop {} µs",
+        pipeline[p].cpu_us_per_row.describe(1),
+        bare[b].cpu_us_per_row.describe(1)
+    );
+    println!(
+        "consumer peak RSS: {} MiB catching up {} records (goal < 64)",
+        pipeline[p].peak_rss_mib.describe(0),
+        args.work.records
+    );
     Ok(())
 }
 
@@ -103,79 +202,73 @@ pub async fn load(
     Ok(())
 }
 
-/// The real consumer, in-process; rows/s from its first record to its last row.
-async fn consume(args: &Args, topic: &str, group: &str, keyspace: &str) -> Result<f64> {
-    let consumer_args = consumer::Args::parse_from([
-        "consumer",
-        "--bootstrap-servers",
-        &args.kafka.bootstrap_servers,
-        "--schema-registry-url",
-        &args.registry.url,
-        "--cassandra-contact-points",
-        &args.cassandra_contact_points,
-        "--topic",
-        topic,
-        "--dlq-topic",
-        &format!("{topic}.dlq"),
-        "--group-id",
-        group,
-        "--keyspace",
-        keyspace,
-        "--max-in-flight",
-        &args.max_in_flight.to_string(),
-        "--exit-when-idle",
-        "3s",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--progress-interval",
-        "5s",
-    ]);
-    let metrics = Arc::new(Metrics::new());
+/// The consumer binary catching up the topic from the start, as a fresh group: rows/s,
+/// CPU µs per row and peak RSS, from its first record to its last row written. Connecting
+/// and joining the group come before the first record, so they are not counted.
+async fn consume(
+    args: &Args,
+    bin: &std::path::Path,
+    topic: &str,
+    group: &str,
+    keyspace: &str,
+    max_in_flight: usize,
+) -> Result<(f64, f64, f64)> {
+    let addr = process::free_addr()?;
+    let mut command = Command::new(bin);
+    command
+        .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
+        .args(["--schema-registry-url", &args.registry.url])
+        .args(["--cassandra-contact-points", &args.cassandra_contact_points])
+        .args(["--topic", topic, "--dlq-topic", &format!("{topic}.dlq")])
+        .args(["--group-id", group, "--keyspace", keyspace])
+        .args(["--max-in-flight", &max_in_flight.to_string()])
+        .args([
+            "--http-addr",
+            &addr.to_string(),
+            "--progress-interval",
+            "60s",
+        ])
+        .env("RUST_LOG", "warn");
+    let mut child = Watched::spawn(command)?;
     let target = args.work.records as u64;
-    let watcher = tokio::spawn({
-        let metrics = metrics.clone();
-        async move {
-            let (mut first, mut rss) = (None, Vec::new());
-            let mut tick = tokio::time::interval(Duration::from_millis(20));
-            let mut last_sample = Instant::now();
-            loop {
-                tick.tick().await;
-                if first.is_none() && metrics.consumed.load(Relaxed) > 0 {
-                    first = Some(Instant::now());
-                }
-                if last_sample.elapsed() >= Duration::from_secs(2) {
-                    rss.push(crate::rss_mib());
-                    last_sample = Instant::now();
-                }
-                if metrics.written.load(Relaxed) >= target {
-                    return (first.unwrap_or_else(Instant::now).elapsed(), rss);
-                }
-            }
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut first: Option<(Instant, f64)> = None;
+    let (elapsed, cpu) = loop {
+        if let Some(status) = child.exited()? {
+            bail!("the consumer exited during the bench: {status}");
         }
-    });
-    let summary = consumer::run(consumer_args, metrics, std::future::pending()).await?;
-    ensure!(
-        summary.written == target,
-        "consumer wrote {} of {target}",
-        summary.written
-    );
-    let (elapsed, rss) = watcher.await?;
-    let rss: Vec<String> = rss.iter().map(|r| format!("{r:.0}")).collect();
-    println!(
-        "consumer bench: consumer wrote {target} rows in {:.1}s; rss every 2s (MiB): {}",
-        elapsed.as_secs_f64(),
-        rss.join(" ")
-    );
-    Ok(target as f64 / elapsed.as_secs_f64())
+        let text = process::scrape(&client, addr).await;
+        if first.is_none() && process::metric(&text, "consumer_records_consumed_total") > 0 {
+            first = Some((Instant::now(), child.now().1));
+        }
+        if process::metric(&text, "consumer_rows_written_total") >= target {
+            let (since, cpu) = first.context("rows written before any record was consumed")?;
+            break (since.elapsed(), child.now().1 - cpu);
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the consumer did not write {target} rows in 600s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    child.stop().await?;
+    let finished = child.wait(Duration::from_secs(60)).await?;
+    ensure!(finished.success, "the consumer failed: {}", finished.stdout);
+    Ok((
+        target as f64 / elapsed.as_secs_f64(),
+        cpu * 1e6 / target as f64,
+        finished.peak_rss_mib,
+    ))
 }
 
-/// scylla alone: the same rows, the same prepared INSERT, the same concurrency.
-async fn bare_inserts(args: &Args, keyspace: &str, users: &[domain::User]) -> Result<f64> {
-    let session = SessionBuilder::new()
-        .known_nodes(args.cassandra_contact_points.split(','))
-        .build()
-        .await
-        .context("connecting to Cassandra")?;
+/// scylla alone: the same rows, the same prepared INSERT, `max_in_flight` at once.
+async fn bare_inserts(
+    session: &Session,
+    keyspace: &str,
+    users: &[domain::User],
+    max_in_flight: usize,
+) -> Result<(f64, f64)> {
     for statement in schema_statements(
         keyspace,
         "{'class': 'SimpleStrategy', 'replication_factor': 1}",
@@ -184,30 +277,23 @@ async fn bare_inserts(args: &Args, keyspace: &str, users: &[domain::User]) -> Re
     }
     session.await_schema_agreement().await?;
     let insert = session.prepare(UserRow::insert_cql(keyspace)).await?;
-    insert_loop(
-        &session,
-        &insert,
-        users,
-        args.max_in_flight,
-        "consumer bench",
-    )
-    .await
+    insert_loop(session, &insert, users, max_in_flight).await
 }
 
 /// The bare loop both benches compare against: the rows of `users` through a
 /// prepared INSERT, `max_in_flight` at once, as fast as Cassandra takes them.
-/// Returns rows/s.
+/// Returns rows/s and this process's CPU µs per row while it ran.
 pub async fn insert_loop(
     session: &scylla::client::session::Session,
     insert: &scylla::statement::prepared::PreparedStatement,
     users: &[domain::User],
     max_in_flight: usize,
-    label: &str,
-) -> Result<f64> {
+) -> Result<(f64, f64)> {
     let rows: Vec<UserRow> = users
         .iter()
         .map(|u| domain::to_row(u, 0))
         .collect::<Result<_, _>>()?;
+    let cpu = process::own_cpu_seconds();
     let started = Instant::now();
     let mut in_flight = FuturesUnordered::new();
     for row in &rows {
@@ -219,13 +305,9 @@ pub async fn insert_loop(
     while let Some(done) = in_flight.next().await {
         done?;
     }
-    let elapsed = started.elapsed();
-    println!(
-        "{label}: bare scylla loop wrote {} rows in {:.1}s",
-        rows.len(),
-        elapsed.as_secs_f64()
-    );
-    Ok(rows.len() as f64 / elapsed.as_secs_f64())
+    let rate = rows.len() as f64 / started.elapsed().as_secs_f64();
+    let cpu_us = (process::own_cpu_seconds() - cpu) * 1e6 / rows.len() as f64;
+    Ok((rate, cpu_us))
 }
 
 /// The consumer's per-record CPU work alone: registry-framed bytes -> row.

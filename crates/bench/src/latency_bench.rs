@@ -6,14 +6,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use scylla::client::session_builder::SessionBuilder;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+
+use crate::process::{self, Watched};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -26,9 +25,14 @@ pub struct Args {
     /// Users per API page (small pages keep the stream steady).
     #[arg(long, default_value_t = 100)]
     batch_size: usize,
+    /// Seconds at the start whose rows are not counted: the first contacts of a fresh
+    /// producer and consumer (connections, prepared statements, the brokers' and Cassandra's
+    /// JIT on new code paths) are start-up, not steady-state latency. Printed apart.
+    #[arg(long, default_value_t = 10)]
+    warmup: u64,
     /// Directory of the producer and consumer binaries (default: next to this one, e.g.
     /// target/release after `cargo build --release --workspace`).
-    #[arg(long)]
+    #[arg(long, env = "BENCH_BIN_DIR")]
     bin_dir: Option<PathBuf>,
     #[arg(
         long,
@@ -39,36 +43,21 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let bin_dir = match &args.bin_dir {
-        Some(d) => d.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("bench's directory")?
-            .to_path_buf(),
-    };
-    for bin in ["producer", "consumer"] {
-        ensure!(
-            bin_dir.join(bin).exists(),
-            "{} not found: run `cargo build --release --workspace` (or pass --bin-dir)",
-            bin_dir.join(bin).display()
-        );
-    }
+    let producer_bin = process::binary("producer", args.bin_dir.as_deref())?;
+    let consumer_bin = process::binary("consumer", args.bin_dir.as_deref())?;
     let stamp = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let topic = format!("bench_latency_{stamp}");
     let keyspace = format!("bench_latency_{stamp}");
-    let api = serve_pages(args.batch_size).await?;
+    let api = crate::users::serve(crate::users::Pages::Fresh).await?;
     println!(
-        "latency bench: users at {}/s for {}s, topic {topic}",
-        args.rate, args.seconds
+        "latency bench: users at {}/s for {}s + {}s warm-up, topic {topic}",
+        args.rate, args.seconds, args.warmup
     );
 
     // The consumer first, and only once it has its partitions does the producer start: the
     // group join is start-up, not latency.
-    let metrics_addr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0")?;
-        probe.local_addr()?
-    };
-    let mut consumer = Command::new(bin_dir.join("consumer"));
+    let metrics_addr = process::free_addr()?;
+    let mut consumer = Command::new(consumer_bin);
     consumer
         .args(["--topic", &topic, "--dlq-topic", &format!("{topic}.dlq")])
         .args([
@@ -82,11 +71,10 @@ pub async fn run(args: Args) -> Result<()> {
             &metrics_addr.to_string(),
             "--progress-interval",
             "60s",
-        ])
-        .kill_on_drop(true);
+        ]);
     let consumer = Watched::spawn(consumer)?;
-    wait_assigned(metrics_addr).await?;
-    let mut producer = Command::new(bin_dir.join("producer"));
+    process::wait_assigned(metrics_addr, Duration::from_secs(120)).await?;
+    let mut producer = Command::new(producer_bin);
     producer
         .args([
             "--api-url",
@@ -95,10 +83,9 @@ pub async fn run(args: Args) -> Result<()> {
             &topic,
         ])
         .args(["--rate", &args.rate.to_string()])
-        .args(["--duration", &format!("{}s", args.seconds)])
+        .args(["--duration", &format!("{}s", args.seconds + args.warmup)])
         .args(["--batch-size", &args.batch_size.to_string()])
-        .args(["--progress-interval", "60s"])
-        .kill_on_drop(true);
+        .args(["--progress-interval", "60s"]);
     let producer = Watched::spawn(producer)?;
     let produced = producer
         .wait(Duration::from_secs(args.seconds + 120))
@@ -107,7 +94,7 @@ pub async fn run(args: Args) -> Result<()> {
     // --duration ends the run on time: the rows to wait for are what the producer published.
     let expected = produced
         .summary("published")
-        .context("no published= in the producer's summary")?;
+        .context("no published= in the producer's summary")? as usize;
 
     let session = SessionBuilder::new()
         .known_nodes(args.cassandra_contact_points.split(','))
@@ -116,66 +103,118 @@ pub async fn run(args: Args) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     let latencies = loop {
         let rows = latencies_ms(&session, &keyspace).await.unwrap_or_default();
-        if rows.len() as i64 >= expected || Instant::now() > deadline {
+        if rows.len() >= expected || Instant::now() > deadline {
             break rows;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    let split = histogram_quantiles(metrics_addr).await;
     consumer.stop().await?;
     let consumed = consumer.wait(Duration::from_secs(60)).await?;
 
-    ensure!(!latencies.is_empty(), "no rows written");
-    let mut sorted = latencies;
-    sorted.sort_by(f64::total_cmp);
-    let at = |q: f64| sorted[((sorted.len() as f64 - 1.0) * q).round() as usize];
-    println!(
-        "latency bench: {} rows; end-to-end (Kafka timestamp -> row written) p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms (goal: p99 < 50 ms)",
-        sorted.len(),
-        at(0.50),
-        at(0.90),
-        at(0.99),
-        at(1.0)
+    ensure!(
+        latencies.len() == expected,
+        "{} rows of the {expected} published were written",
+        latencies.len()
     );
+    let first = latencies.iter().map(|l| l.0).fold(f64::INFINITY, f64::min);
+    let steady_from = first + args.warmup as f64 * 1000.0;
+    let (warm, steady): (Vec<f64>, Vec<f64>) = (
+        latencies
+            .iter()
+            .filter(|l| l.0 < steady_from)
+            .map(|l| l.1)
+            .collect(),
+        latencies
+            .iter()
+            .filter(|l| l.0 >= steady_from)
+            .map(|l| l.1)
+            .collect(),
+    );
+    ensure!(!steady.is_empty(), "no rows after the warm-up");
+    println!(
+        "latency bench: warm-up, first {}s ({} rows, not counted): {}",
+        args.warmup,
+        warm.len(),
+        quantiles(warm)
+    );
+    println!(
+        "latency bench: {} rows; end-to-end (Kafka timestamp -> row written) {} (goal: p99 < 50 ms)",
+        steady.len(),
+        quantiles(steady)
+    );
+    // Where the time goes, from the consumer's own histograms: the Cassandra write alone,
+    // and everything before it (producer linger, broker, fetch) is the difference.
+    for (name, quantiles) in split {
+        println!("latency bench: consumer's /metrics {name} (warm-up included): {quantiles}");
+    }
     for (name, stats) in [("producer", &produced), ("consumer", &consumed)] {
         println!(
             "latency bench: {name}: peak RSS {:.1} MiB, CPU {:.2} s ({:.1} µs per record)",
             stats.peak_rss_mib,
             stats.cpu_seconds,
-            stats.cpu_seconds * 1e6 / sorted.len() as f64
+            stats.cpu_seconds * 1e6 / expected as f64
         );
     }
     Ok(())
 }
 
-/// Waits until the consumer's /metrics shows partitions assigned.
-async fn wait_assigned(addr: SocketAddr) -> Result<()> {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(response) = client.get(format!("http://{addr}/metrics")).send().await {
-            let text = response.text().await.unwrap_or_default();
-            let assigned = text
-                .lines()
-                .find_map(|l| l.strip_prefix("consumer_assigned_partitions "))
-                .and_then(|v| v.trim().parse::<u32>().ok())
-                .unwrap_or(0);
-            if assigned > 0 {
-                return Ok(());
-            }
-        }
-        ensure!(
-            Instant::now() < deadline,
-            "the consumer was not assigned partitions in 120s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+/// p50/p90/p99 bucket bounds of the consumer's latency histograms, as Prometheus's
+/// `histogram_quantile` would read them (the upper bound of the bucket the quantile falls in).
+async fn histogram_quantiles(addr: SocketAddr) -> Vec<(&'static str, String)> {
+    let text = match reqwest::get(format!("http://{addr}/metrics")).await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(e) => return vec![("unavailable", e.to_string())],
+    };
+    [
+        "consumer_write_latency_seconds",
+        "consumer_end_to_end_latency_seconds",
+    ]
+    .into_iter()
+    .map(|name| {
+        let buckets: Vec<(String, f64)> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix(&format!("{name}_bucket{{le=\"")))
+            .filter_map(|l| {
+                let (bound, count) = l.split_once("\"} ")?;
+                Some((bound.to_string(), count.parse().ok()?))
+            })
+            .collect();
+        let total = buckets.last().map_or(0.0, |b| b.1);
+        let at = |q: f64| {
+            buckets
+                .iter()
+                .find(|(_, count)| *count >= q * total)
+                .map_or("?".to_string(), |(bound, _)| format!("<= {bound} s"))
+        };
+        (
+            name,
+            format!("p50 {}, p90 {}, p99 {}", at(0.5), at(0.9), at(0.99)),
+        )
+    })
+    .collect()
 }
 
-/// Milliseconds from each row's Kafka timestamp to Cassandra's write time of it.
+fn quantiles(mut ms: Vec<f64>) -> String {
+    if ms.is_empty() {
+        return "none".into();
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
+    format!(
+        "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        at(0.50),
+        at(0.90),
+        at(0.99),
+        at(1.0)
+    )
+}
+
+/// (Kafka timestamp in ms, milliseconds from it to Cassandra's write time) of each row.
 async fn latencies_ms(
     session: &scylla::client::session::Session,
     keyspace: &str,
-) -> Result<Vec<f64>> {
+) -> Result<Vec<(f64, f64)>> {
     let result = session
         .query_unpaged(
             format!("SELECT produced_at, WRITETIME(first_name) FROM {keyspace}.created_users"),
@@ -186,132 +225,10 @@ async fn latencies_ms(
     let mut out = Vec::new();
     for row in result.rows::<(scylla::value::CqlTimestamp, i64)>()? {
         let (produced, written_us) = row?;
-        out.push(written_us as f64 / 1000.0 - produced.0 as f64);
+        out.push((
+            produced.0 as f64,
+            written_us as f64 / 1000.0 - produced.0 as f64,
+        ));
     }
     Ok(out)
-}
-
-/// A child process whose peak RSS and CPU time are sampled while it runs.
-struct Watched {
-    child: Child,
-    pid: u32,
-    peak: Arc<std::sync::Mutex<(f64, f64)>>,
-}
-
-#[derive(Debug)]
-struct Finished {
-    success: bool,
-    peak_rss_mib: f64,
-    cpu_seconds: f64,
-    /// What it printed: the summary line.
-    stdout: String,
-}
-
-impl Finished {
-    /// A `key=value` figure of the summary line.
-    fn summary(&self, key: &str) -> Option<i64> {
-        self.stdout
-            .lines()
-            .rfind(|l| l.starts_with("summary:"))?
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{key}=")))?
-            .parse()
-            .ok()
-    }
-}
-
-impl Watched {
-    fn spawn(mut command: Command) -> Result<Watched> {
-        let child = command
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .context("spawning a binary")?;
-        let pid = child.id().context("pid")?;
-        let peak = Arc::new(std::sync::Mutex::new((0.0, 0.0)));
-        let sampled = peak.clone();
-        tokio::spawn(async move {
-            // VmHWM is the kernel's own peak; CPU time grows until exit. Sample both.
-            while let Some(now) = proc_stats(pid) {
-                *sampled.lock().unwrap_or_else(|e| e.into_inner()) = now;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        Ok(Watched { child, pid, peak })
-    }
-
-    async fn stop(&self) -> Result<()> {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .await?;
-        ensure!(status.success(), "kill -TERM {}", self.pid);
-        Ok(())
-    }
-
-    async fn wait(self, limit: Duration) -> Result<Finished> {
-        let Ok(output) = tokio::time::timeout(limit, self.child.wait_with_output()).await else {
-            bail!("pid {} still running after {limit:?}", self.pid);
-        };
-        let output = output?;
-        let (peak_rss_mib, cpu_seconds) = *self.peak.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(Finished {
-            success: output.status.success(),
-            peak_rss_mib,
-            cpu_seconds,
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        })
-    }
-}
-
-/// (VmHWM in MiB, user+system CPU seconds) of a live process.
-fn proc_stats(pid: u32) -> Option<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let hwm_kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces): utime is the 14th field overall.
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some((hwm_kb / 1024.0, ticks / 100.0))
-}
-
-/// Serves `GET /api/?results=N` with N fresh users, as the Random User API would.
-async fn serve_pages(page_size: usize) -> Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let n = stream.read(&mut buf).await.unwrap_or(0);
-                let request = String::from_utf8_lossy(&buf[..n]);
-                let results = request
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|target| target.split("results=").nth(1))
-                    .and_then(|v| v.split('&').next())
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .unwrap_or(page_size);
-                let body = crate::users::pages(results, results.max(1))
-                    .pop()
-                    .unwrap_or_default();
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = stream.write_all(head.as_bytes()).await;
-                let _ = stream.write_all(&body).await;
-            });
-        }
-    });
-    Ok(addr)
 }

@@ -5,7 +5,9 @@
 //! Needs the real services (`tests/stack up`, `eval "$(tests/stack env)"`).
 
 mod consumer_bench;
+mod figures;
 mod latency_bench;
+mod process;
 mod producer_bench;
 mod replicas_bench;
 mod users;
@@ -34,6 +36,9 @@ enum Stage {
     /// the same consistency.
     Replicas(replicas_bench::Args),
 }
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -67,10 +72,4 @@ pub fn rss_mib() -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-pub fn report(what: &str, pipeline: f64, bare: f64, unit: &str) {
-    println!("{what}: pipeline {pipeline:>9.0} {unit}");
-    println!("{what}: bare     {bare:>9.0} {unit}");
-    println!("{what}: ratio    {:>9.2} (target >= 0.80)", pipeline / bare);
 }

@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
@@ -6,13 +7,20 @@ use common::registry::RegistryArgs;
 use domain::ApiPage;
 use producer::publish::Publisher;
 use producer::run::{publish_pages, Pace};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::process::Command;
+
+use crate::figures::{self, Series};
+use crate::process::{self, Watched};
+use crate::users::Pages;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     work: crate::Workload,
+    /// Directory of the producer binary (default: beside this one).
+    #[arg(long, env = "BENCH_BIN_DIR")]
+    bin_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     kafka: KafkaArgs,
     #[command(flatten)]
@@ -23,19 +31,20 @@ fn producer(kafka: &KafkaArgs) -> Result<FutureProducer> {
     // The producer binary's settings (crates/producer/src/run.rs).
     Ok(kafka
         .client_config(
-            &[("compression.type", "lz4"), ("linger.ms", "20")],
+            &[("compression.type", "lz4"), ("linger.ms", "5")],
             &common::kafka::producer_guarantees(),
         )?
         .create()?)
 }
 
 pub async fn run(args: Args) -> Result<()> {
+    let producer_bin = process::binary("producer", args.bin_dir.as_deref())?;
     let pages = crate::users::pages(args.work.records, 5000);
     println!(
-        "producer bench: {} users in {} pages, rss {:.0} MiB",
+        "producer bench: {} users in {} pages, {} round(s)",
         args.work.records,
         pages.len(),
-        crate::rss_mib()
+        args.work.rounds
     );
     let stamp = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let probe_topic = format!("bench_probe_{stamp}");
@@ -61,32 +70,101 @@ pub async fn run(args: Args) -> Result<()> {
             framed.push((user.login.uuid.into_bytes(), bytes));
         }
     }
+    // The binary asks for pages of its default size (--batch-size 500), as users run it.
+    let api_pages = crate::users::pages(args.work.records.min(20_000), 500);
+    let api = crate::users::serve(Pages::Cycle(Arc::new(api_pages))).await?;
 
-    // The broker's speed drifts (segment rolls, page cache): alternate the two, average the rounds.
-    let (mut full, mut bare) = (0.0, 0.0);
+    let (mut full, mut bare, mut binary) = (Side::default(), Side::default(), Side::default());
     for round in 1..=args.work.rounds {
-        let full_topic = format!("bench_full_{stamp}_{round}");
-        let bare_topic = format!("bench_bare_{stamp}_{round}");
-        args.kafka
-            .ensure_topics(&[&full_topic, &bare_topic])
-            .await?;
-        let f = full_path(&args, &pages, &full_topic).await?;
-        let b = bare_publish(&producer(&args.kafka)?, &bare_topic, &framed).await?;
-        println!("producer bench: round {round}: pipeline {f:.0} users/s, bare {b:.0} users/s, ratio {:.2}, rss {:.0} MiB", f / b, crate::rss_mib());
-        (full, bare) = (
-            full + f / args.work.rounds as f64,
-            bare + b / args.work.rounds as f64,
+        // The broker's speed drifts (segment rolls, page cache, GC): the side that goes
+        // first alternates between rounds.
+        for side in if round % 2 == 1 {
+            ["pipeline", "bare"]
+        } else {
+            ["bare", "pipeline"]
+        } {
+            let topic = format!("bench_{side}_{stamp}_{round}");
+            args.kafka.ensure_topics(&[&topic]).await?;
+            let producer = warmed(&args, &topic).await?;
+            let cpu = process::own_cpu_seconds();
+            let (rate, into) = if side == "pipeline" {
+                (full_path(&args, producer, &pages, &topic).await?, &mut full)
+            } else {
+                (
+                    bare_publish(&args, producer, &topic, &framed).await?,
+                    &mut bare,
+                )
+            };
+            let cpu_us = (process::own_cpu_seconds() - cpu) * 1e6 / args.work.records as f64;
+            println!(
+                "producer bench: round {round}: {side:<8} {rate:>7.0} users/s, CPU {cpu_us:>5.1} µs/user (bench process)"
+            );
+            into.rate.push(rate);
+            into.cpu_us.push(cpu_us);
+        }
+        let topic = format!("bench_bin_{stamp}_{round}");
+        let (rate, cpu_us, rss) = binary_run(&args, &producer_bin, api, &topic).await?;
+        println!(
+            "producer bench: round {round}: producer binary, local API: {rate:>7.0} users/s, \
+             CPU {cpu_us:>5.1} µs/user, peak RSS {rss:.1} MiB"
         );
+        binary.rate.push(rate);
+        binary.cpu_us.push(cpu_us);
+        binary.rss.push(rss);
     }
-    crate::report("producer users/s", full, bare, "users/s");
+    println!(
+        "producer bench: means over {} round(s) (min–max, ±half the range):",
+        args.work.rounds
+    );
+    figures::report("producer users/s", &full.rate, &bare.rate, "users/s");
+    println!(
+        "producer CPU/user: pipeline {} µs, bare loop {} µs",
+        full.cpu_us.describe(1),
+        bare.cpu_us.describe(1)
+    );
+    println!(
+        "producer binary: {} users/s, {} µs CPU/user, peak RSS {} MiB (goal < 64)",
+        binary.rate.describe(0),
+        binary.cpu_us.describe(1),
+        binary.rss.describe(1)
+    );
     Ok(())
+}
+
+/// One side's figures over the rounds.
+#[derive(Debug, Default)]
+struct Side {
+    rate: Series,
+    cpu_us: Series,
+    rss: Series,
+}
+
+/// A producer with one record delivered, so its connections and metadata are in place
+/// before a timer starts.
+async fn warmed(args: &Args, topic: &str) -> Result<FutureProducer> {
+    let producer = producer(&args.kafka)?;
+    producer
+        .send(
+            FutureRecord::to(topic)
+                .key("warm-up")
+                .payload(b"warm-up".as_slice()),
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|(e, _)| e)?;
+    Ok(producer)
 }
 
 /// The producer's own loop: pages parsed ahead on another thread, each user
 /// encoded through the registry and published here, every delivery awaited.
-async fn full_path(args: &Args, pages: &[Vec<u8>], topic: &str) -> Result<f64> {
+async fn full_path(
+    args: &Args,
+    producer: FutureProducer,
+    pages: &[Vec<u8>],
+    topic: &str,
+) -> Result<f64> {
     let mut publisher = Publisher::new(
-        producer(&args.kafka)?,
+        producer,
         args.registry.settings()?,
         &args.registry.url,
         topic,
@@ -94,9 +172,9 @@ async fn full_path(args: &Args, pages: &[Vec<u8>], topic: &str) -> Result<f64> {
     publisher
         .register_schema(&args.registry.client()?, Duration::from_secs(30))
         .await?;
+    let bodies = pages.to_vec();
     let started = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let bodies = pages.to_vec();
     std::thread::spawn(move || {
         for body in bodies {
             if tx
@@ -121,44 +199,72 @@ async fn full_path(args: &Args, pages: &[Vec<u8>], topic: &str) -> Result<f64> {
     Ok(delivered.delivered as f64 / started.elapsed().as_secs_f64())
 }
 
-/// rdkafka alone: enqueue every record, wait for room when the queue is full,
-/// then await every delivery report. Returns records/s.
+/// rdkafka sending the framed bytes through the publisher's own send path: the same
+/// back-pressure (await a delivery when the client's queue is full), the same bound on
+/// pending reports, every report awaited. Only parsing and encoding are left out.
 async fn bare_publish(
-    producer: &FutureProducer,
+    args: &Args,
+    producer: FutureProducer,
     topic: &str,
     records: &[(Vec<u8>, Vec<u8>)],
 ) -> Result<f64> {
-    let started = Instant::now();
-    let mut reports = Vec::with_capacity(records.len());
-    for (key, payload) in records {
-        loop {
-            match producer.send_result(FutureRecord::to(topic).key(key).payload(payload)) {
-                Ok(report) => {
-                    reports.push(report);
-                    break;
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
-    }
-    let delivered = futures::future::join_all(reports)
-        .await
-        .into_iter()
-        .filter(|r| matches!(r, Ok(Ok(_))))
-        .count();
-    ensure!(
-        delivered == records.len(),
-        "bare run lost records: {delivered} of {}",
-        records.len()
+    let mut publisher = Publisher::new(
+        producer,
+        args.registry.settings()?,
+        &args.registry.url,
+        topic,
     );
-    Ok(delivered as f64 / started.elapsed().as_secs_f64())
+    let started = Instant::now();
+    for (key, payload) in records {
+        publisher.publish_encoded(key, payload).await?;
+    }
+    let delivered = publisher.finish(Duration::from_secs(120)).await?;
+    ensure!(
+        delivered.delivered as usize == records.len() && delivered.failed() == 0,
+        "bare run lost records: {delivered:?}"
+    );
+    Ok(delivered.delivered as f64 / started.elapsed().as_secs_f64())
+}
+
+/// The producer binary publishing `--count` users from the local API: users/s from its
+/// summary, CPU µs per user and peak RSS of the whole process.
+async fn binary_run(
+    args: &Args,
+    bin: &std::path::Path,
+    api: std::net::SocketAddr,
+    topic: &str,
+) -> Result<(f64, f64, f64)> {
+    let mut command = Command::new(bin);
+    command
+        .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
+        .args(["--schema-registry-url", &args.registry.url])
+        .args(["--api-url", &format!("http://{api}/api/"), "--topic", topic])
+        .args(["--count", &args.work.records.to_string()])
+        .args(["--progress-interval", "60s"])
+        .env("RUST_LOG", "warn");
+    let finished = Watched::spawn(command)?
+        .wait(Duration::from_secs(600))
+        .await?;
+    ensure!(finished.success, "the producer failed: {}", finished.stdout);
+    let published = finished.summary("published").unwrap_or(0.0);
+    ensure!(
+        published as usize == args.work.records,
+        "the producer published {published} of {}",
+        args.work.records
+    );
+    Ok((
+        finished.summary("users_per_s").unwrap_or(0.0),
+        finished.cpu_seconds * 1e6 / published,
+        finished.peak_rss_mib,
+    ))
 }
 
 /// Where the full path's time goes: parsing alone, then encoding alone.
 async fn stage_costs(args: &Args, pages: &[Vec<u8>], topic: &str) -> Result<()> {
+    // Once untimed: the first pass pays the page faults of memory never touched before.
+    for page in pages {
+        ApiPage::parse(page)?;
+    }
     let started = Instant::now();
     let users: Vec<domain::User> = pages
         .iter()

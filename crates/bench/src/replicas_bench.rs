@@ -57,7 +57,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> Result<()> {
-    let consumer_bin = consumer_bin()?;
+    let consumer_bin = crate::process::binary("consumer", None)?;
     let stamp = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let topic = format!("bench_replicas_{stamp}");
     let users: Vec<domain::User> = crate::users::pages(args.work.records, 5000)
@@ -137,20 +137,6 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The consumer binary beside this one (`cargo build --release -p consumer`), or $CONSUMER_BIN.
-fn consumer_bin() -> Result<std::path::PathBuf> {
-    let path = match std::env::var_os("CONSUMER_BIN") {
-        Some(p) => p.into(),
-        None => std::env::current_exe()?.with_file_name("consumer"),
-    };
-    ensure!(
-        path.exists(),
-        "{} not found: build it with the same profile (cargo build --release -p consumer) or set CONSUMER_BIN",
-        path.display()
-    );
-    Ok(path)
-}
-
 /// `n` consumer processes in one group; rows/s once the group is stable (every replica holds
 /// partitions) until the last row, summed over the replicas' /metrics.
 async fn replicas(
@@ -216,12 +202,9 @@ async fn replicas(
             if let Some(status) = child.try_wait()? {
                 bail!("a consumer replica exited during the bench: {status}");
             }
-            let text = match client.get(format!("http://{addr}/metrics")).send().await {
-                Ok(r) => r.text().await.unwrap_or_default(),
-                Err(_) => String::new(),
-            };
-            written += metric(&text, "consumer_rows_written_total");
-            holding += (metric(&text, "consumer_assigned_partitions") > 0) as usize;
+            let text = crate::process::scrape(&client, addr.parse()?).await;
+            written += crate::process::metric(&text, "consumer_rows_written_total");
+            holding += (crate::process::metric(&text, "consumer_assigned_partitions") > 0) as usize;
         }
         if stable.is_none() && holding == n {
             stable = Some((Instant::now(), written));
@@ -243,13 +226,6 @@ async fn replicas(
     }
 }
 
-fn metric(body: &str, name: &str) -> u64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 async fn create_schema(session: &Session, keyspace: &str, replication: &str) -> Result<()> {
     for statement in schema_statements(keyspace, replication) {
         session.query_unpaged(statement, ()).await?;
@@ -269,12 +245,7 @@ async fn bare_inserts(
     create_schema(session, keyspace, &args.cassandra_replication).await?;
     let mut insert = session.prepare(UserRow::insert_cql(keyspace)).await?;
     insert.set_consistency(args.consistency.into());
-    crate::consumer_bench::insert_loop(
-        session,
-        &insert,
-        users,
-        args.max_in_flight,
-        "replicas bench",
-    )
-    .await
+    crate::consumer_bench::insert_loop(session, &insert, users, args.max_in_flight)
+        .await
+        .map(|(rate, _cpu)| rate)
 }

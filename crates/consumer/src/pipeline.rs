@@ -257,8 +257,13 @@ pub async fn run(
                 // A killed consumer's partitions move to a live one after this long.
                 ("session.timeout.ms", "10000"),
                 // librdkafka prefetches up to 64 MB by default; 8 MB (~20 000 users) keeps
-                // every write slot fed and the consumer's memory small.
+                // every write slot fed and the consumer's memory small (peak RSS catching up
+                // 200 000 records: 116 MiB before, about 45 MiB with it).
                 ("queued.max.messages.kbytes", "8192"),
+                // Once that queue is full, librdkafka waits this long before fetching again
+                // (default 1 s). Catching up, 8 MB lasts about 0.5 s: at 1 s every other
+                // second went unfetched, capping the consumer at about 22 000 rows/s.
+                ("fetch.queue.backoff.ms", "50"),
             ],
             &[
                 Guarded::new(

@@ -1,0 +1,40 @@
+//! Rounds of one measurement, and how they are reported: every round, the mean and the
+//! spread, so a reader can tell a real difference from the machine's drift.
+
+/// One figure measured once per round.
+#[derive(Debug, Default, Clone)]
+pub struct Series(Vec<f64>);
+
+impl Series {
+    pub fn push(&mut self, value: f64) {
+        self.0.push(value);
+    }
+
+    pub fn mean(&self) -> f64 {
+        self.0.iter().sum::<f64>() / self.0.len().max(1) as f64
+    }
+
+    /// "mean (min–max, ±spread%)" with `digits` decimals.
+    pub fn describe(&self, digits: usize) -> String {
+        let min = self.0.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.0.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let spread = (max - min) / 2.0 / self.mean().abs().max(f64::MIN_POSITIVE) * 100.0;
+        format!(
+            "{:.digits$} ({min:.digits$}–{max:.digits$}, ±{spread:.0}%)",
+            self.mean()
+        )
+    }
+}
+
+/// The bench's last lines: both means with their spread, and the ratio of the means with
+/// the spread of the per-round ratios.
+pub fn report(what: &str, pipeline: &Series, bare: &Series, unit: &str) {
+    let ratios = Series(pipeline.0.iter().zip(&bare.0).map(|(p, b)| p / b).collect());
+    println!("{what}: pipeline {} {unit}", pipeline.describe(0));
+    println!("{what}: bare     {} {unit}", bare.describe(0));
+    println!(
+        "{what}: ratio    {:.2} (per round {}; goal >= 0.90)",
+        pipeline.mean() / bare.mean(),
+        ratios.describe(2)
+    );
+}
