@@ -148,28 +148,3 @@ fn uuids_are_normalised_to_lower_case() {
         "6f1c2b0a-3a7e-4c55-9a40-5d1b2f0c9e11"
     );
 }
-
-#[test]
-fn records_that_parse_but_are_invalid_are_rejected_in_the_one_pass_as_record_by_record() {
-    let mut page: Value = serde_json::from_slice(&fixture("quirks.json")).expect("json");
-    page["results"][1]["login"]["uuid"] = Value::from("not-a-uuid");
-    page["results"][4]["location"]["coordinates"]["latitude"] = Value::from("north");
-    let body = serde_json::to_vec(&page).expect("json");
-
-    let one_pass = ApiPage::parse(&body).expect("page is usable");
-    let rejected: Vec<_> = one_pass
-        .rejected
-        .iter()
-        .map(|r| (r.index, r.uuid.as_deref()))
-        .collect();
-    assert_eq!(rejected.len(), 2, "{:?}", one_pass.rejected);
-    assert_eq!(rejected[0], (1, Some("not-a-uuid")));
-    assert_eq!(rejected[1].0, 4);
-    assert!(one_pass.rejected[1].reason.contains("latitude"));
-    assert_eq!(one_pass.users.len(), quirks().len() - 2);
-    // The same page read record by record (the path for records that do not parse).
-    assert_eq!(
-        ApiPage::parse_each(&body).expect("page is usable"),
-        one_pass
-    );
-}
