@@ -37,9 +37,6 @@ enum Stage {
     Replicas(replicas_bench::Args),
 }
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().stage {

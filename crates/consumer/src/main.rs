@@ -5,9 +5,6 @@ use clap::Parser;
 use consumer::metrics::Metrics;
 use consumer::Args;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();

@@ -3,9 +3,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use producer::Args;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
