@@ -291,7 +291,7 @@ pub async fn insert_loop(
 ) -> Result<(f64, f64)> {
     let rows: Vec<UserRow> = users
         .iter()
-        .map(|u| domain::to_row(u, 0))
+        .map(|u| domain::to_row(u.clone(), 0))
         .collect::<Result<_, _>>()?;
     let cpu = process::own_cpu_seconds();
     let started = Instant::now();

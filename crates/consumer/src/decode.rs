@@ -89,7 +89,7 @@ impl Decoder {
                 format!("the value does not decode as a User with its writer schema id {schema_id}: {e}"),
             )
         })?;
-        domain::to_row(&user, timestamp_ms).map_err(|e| Fault::poison("transform", e.to_string()))
+        domain::to_row(user, timestamp_ms).map_err(|e| Fault::poison("transform", e.to_string()))
     }
 }
 

@@ -18,7 +18,7 @@ fn assert_rows_match(rows: &[UserRow], users: &[domain::User], since_ms: i64) {
     let expected: HashMap<uuid::Uuid, UserRow> = users
         .iter()
         .map(|u| {
-            let row = to_row(u, 0).expect("transform");
+            let row = to_row(u.clone(), 0).expect("transform");
             (row.id, row)
         })
         .collect();

@@ -6,7 +6,7 @@ fn users() -> Vec<User> {
 
 fn row(nat: &str) -> UserRow {
     let user = users().into_iter().find(|u| u.nat == nat).expect(nat);
-    to_row(&user, 1_700_000_000_000).expect("transforms")
+    to_row(user, 1_700_000_000_000).expect("transforms")
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn null_national_id_still_makes_a_row() {
 fn a_record_with_a_bad_uuid_is_rejected() {
     let mut user = users().remove(0);
     user.login.uuid = "42".into();
-    assert_eq!(to_row(&user, 0), Err(TransformError::BadUuid("42".into())));
+    assert_eq!(to_row(user, 0), Err(TransformError::BadUuid("42".into())));
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn non_finite_coordinates_are_rejected() {
     let mut user = users().remove(0);
     user.location.coordinates.longitude = f64::NAN;
     assert!(matches!(
-        to_row(&user, 0),
+        to_row(user, 0),
         Err(TransformError::NotFinite {
             field: "location.coordinates.longitude",
             ..
