@@ -38,3 +38,19 @@ pub fn report(what: &str, pipeline: &Series, bare: &Series, unit: &str) {
         ratios.describe(2)
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_series_reads_as_mean_range_and_half_the_range_in_percent() {
+        let mut rows = Series::default();
+        for v in [90.0, 110.0, 100.0] {
+            rows.push(v);
+        }
+        assert_eq!(rows.mean(), 100.0);
+        assert_eq!(rows.describe(0), "100 (90–110, ±10%)");
+        assert_eq!(Series::default().mean(), 0.0);
+    }
+}

@@ -17,18 +17,18 @@ use crate::process::{self, Watched};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Users per second the producer publishes (its --rate).
-    #[arg(long, default_value_t = 1000.0)]
+    #[arg(long, env = "BENCH_RATE", default_value_t = 1000.0)]
     rate: f64,
-    /// How long the producer runs.
-    #[arg(long, default_value_t = 20)]
+    /// Seconds measured after the warm-up (the producer runs for both).
+    #[arg(long, env = "BENCH_SECONDS", default_value_t = 20)]
     seconds: u64,
     /// Users per API page (small pages keep the stream steady).
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, env = "BENCH_BATCH_SIZE", default_value_t = 100)]
     batch_size: usize,
     /// Seconds at the start whose rows are not counted: the first contacts of a fresh
     /// producer and consumer (connections, prepared statements, the brokers' and Cassandra's
     /// JIT on new code paths) are start-up, not steady-state latency. Printed apart.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, env = "BENCH_WARMUP", default_value_t = 10)]
     warmup: u64,
     /// Directory of the producer and consumer binaries (default: next to this one, e.g.
     /// target/release after `cargo build --release --workspace`).

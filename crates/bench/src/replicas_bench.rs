@@ -23,7 +23,12 @@ pub struct Args {
     #[command(flatten)]
     work: crate::Workload,
     /// Replica counts to measure, in this order.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    #[arg(
+        long,
+        env = "BENCH_REPLICAS",
+        value_delimiter = ',',
+        default_value = "1,2,3"
+    )]
     replicas: Vec<usize>,
     /// Concurrent writes per consumer process, and of the bare loop.
     #[arg(long, env = "CONSUMER_MAX_IN_FLIGHT", default_value_t = 256)]
