@@ -174,36 +174,32 @@ impl Metrics {
     }
 }
 
-/// A Prometheus histogram with the [`BUCKETS`] bounds.
+/// A Prometheus histogram with the [`BUCKETS`] bounds. Each observation counts in
+/// the one bucket it falls in (the last slot: above every bound); the cumulative
+/// counts Prometheus wants are summed when rendered. One atomic add per row instead
+/// of one per bucket above it, on counters every writing task shares.
 #[derive(Debug, Default)]
 struct Histogram {
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
+    buckets: [AtomicU64; BUCKETS.len() + 1],
     sum_us: AtomicU64,
 }
 
 impl Histogram {
     fn observe(&self, value: Duration) {
         let secs = value.as_secs_f64();
-        for (bound, count) in BUCKETS.iter().zip(&self.buckets) {
-            if secs <= *bound {
-                count.fetch_add(1, Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Relaxed);
+        let slot = BUCKETS.partition_point(|bound| *bound < secs);
+        self.buckets[slot].fetch_add(1, Relaxed);
         self.sum_us.fetch_add(value.as_micros() as u64, Relaxed);
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
         for (bound, count) in BUCKETS.iter().zip(&self.buckets) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{bound}\"}} {}",
-                count.load(Relaxed)
-            );
+            cumulative += count.load(Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
         }
-        let count = self.count.load(Relaxed);
+        let count = cumulative + self.buckets[BUCKETS.len()].load(Relaxed);
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(out, "{name}_sum {}", self.sum_us.load(Relaxed) as f64 / 1e6);
         let _ = writeln!(out, "{name}_count {count}");
@@ -255,6 +251,15 @@ mod tests {
         assert!(text.contains("consumer_end_to_end_latency_seconds_bucket{le=\"0.05\"} 1"));
         assert!(text.contains("consumer_end_to_end_latency_seconds_count 2"));
         assert!(text.contains("consumer_lag_records -1"));
+        // A value on a bound counts in that bucket (le); one above every bound only in +Inf.
+        m.written(Duration::from_millis(1), Duration::from_secs(20));
+        let text = m.render();
+        assert!(text.contains("consumer_write_latency_seconds_bucket{le=\"0.001\"} 1"));
+        assert!(text.contains("consumer_write_latency_seconds_bucket{le=\"0.002\"} 1"));
+        assert!(text.contains("consumer_write_latency_seconds_bucket{le=\"0.005\"} 2"));
+        assert!(text.contains("consumer_end_to_end_latency_seconds_bucket{le=\"10\"} 2"));
+        assert!(text.contains("consumer_end_to_end_latency_seconds_bucket{le=\"+Inf\"} 3"));
+        assert!(text.contains("consumer_end_to_end_latency_seconds_count 3"));
         assert!(text.contains("consumer_assigned_partitions 0"));
         m.assign(&[2, 0]);
         m.revoke(&[2]);

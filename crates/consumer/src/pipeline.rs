@@ -9,7 +9,7 @@
 //! the run: nothing new is taken, what is in flight finishes, only offsets of
 //! rows that are written get committed, and the run ends with the fault.
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -179,15 +179,24 @@ struct Shared {
     subject: String,
     /// Signalled whenever a record is done, to free its slot.
     finished: tokio::sync::Notify,
-    finished_at: std::sync::Mutex<Instant>,
+    /// When a record last finished, in ms since `epoch`: an atomic, as every row sets it.
+    finished_ms: AtomicU64,
+    epoch: Instant,
     /// The first fatal fault, and the signal that stops the run.
     fatal: std::sync::OnceLock<Fault>,
     stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Shared {
-    fn finished_at(&self) -> Instant {
-        *self.finished_at.lock().unwrap_or_else(|e| e.into_inner())
+    fn since_finished(&self) -> Duration {
+        self.epoch
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.finished_ms.load(Relaxed)))
+    }
+
+    fn mark_finished(&self) {
+        self.finished_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Relaxed);
     }
 
     /// Stops the run for `fault` (the first one wins; later ones are its echoes).
@@ -307,7 +316,8 @@ pub async fn run(
         registry,
         subject,
         finished: tokio::sync::Notify::new(),
-        finished_at: std::sync::Mutex::new(Instant::now()),
+        finished_ms: AtomicU64::new(0),
+        epoch: Instant::now(),
         fatal: std::sync::OnceLock::new(),
         stopping: tokio::sync::watch::channel(false).0,
     });
@@ -360,7 +370,7 @@ pub async fn run(
                 let in_flight = tracker.in_flight();
                 // Full and nothing finishing: Cassandra is slow or gone. Pause
                 // fetching so polling can go on without taking more records.
-                if !paused && in_flight >= max_in_flight && shared.finished_at().elapsed() > STALLED {
+                if !paused && in_flight >= max_in_flight && shared.since_finished() > STALLED {
                     paused = set_paused(&consumer, true);
                 } else if paused && in_flight <= max_in_flight / 2 {
                     paused = !set_paused(&consumer, false);
@@ -422,7 +432,7 @@ async fn process(shared: Arc<Shared>, message: OwnedMessage) {
             shared.raise(fault);
         }
     }
-    *shared.finished_at.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    shared.mark_finished();
     shared.finished.notify_one();
 }
 
