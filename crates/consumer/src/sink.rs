@@ -3,7 +3,10 @@
 //! by its CQL error code: a node that is down, busy or short of replicas is
 //! retried; a request Cassandra refuses outright is the deployment's to fix.
 
+use std::time::Duration;
+
 use anyhow::{bail, Context, Result};
+use common::backoff::Backoff;
 use common::fault::{Class, Fault};
 use domain::row::{schema_statements, UserRow};
 use scylla::client::session::Session;
@@ -25,20 +28,7 @@ impl Sink {
     pub async fn connect(args: &Args) -> Result<Sink> {
         let contact_points = args.cassandra.contact_points();
         let session = args.cassandra.connect().await?;
-        for statement in schema_statements(&args.cassandra.keyspace, &args.cassandra.replication) {
-            if let Err(e) = session.query_unpaged(statement.as_str(), ()).await {
-                bail!(
-                    "Cassandra at {contact_points} refused `{statement}` from schemas/cassandra.cql: \
-                     {e}. {}",
-                    fix_for(&e, &args.cassandra.keyspace)
-                );
-            }
-        }
-        // Schema changes reach every node before the INSERT is prepared against them.
-        session
-            .await_schema_agreement()
-            .await
-            .context("waiting for schema agreement")?;
+        apply_schema(&session, args, &contact_points).await?;
         let mut insert = match session
             .prepare(UserRow::insert_cql(&args.cassandra.keyspace))
             .await
@@ -131,6 +121,62 @@ pub fn db_class(e: &DbError) -> Class {
         | DbError::ConfigError
         | DbError::ProtocolError => Class::Fatal,
         _ => Class::Retry,
+    }
+}
+
+/// Creates the keyspace and table (IF NOT EXISTS) and waits until every node agrees on
+/// them. Replicas starting together race to create them through different nodes: a
+/// transient failure, or the table appearing under our feet (`AlreadyExists`), is retried
+/// until the connect timeout; a refusal (permissions, bad replication) stops at once.
+async fn apply_schema(session: &Session, args: &Args, contact_points: &str) -> Result<()> {
+    let keyspace = &args.cassandra.keyspace;
+    let deadline = std::time::Instant::now() + args.cassandra.connect_timeout;
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(3));
+    loop {
+        let mut failed = None;
+        for statement in schema_statements(keyspace, &args.cassandra.replication) {
+            if let Err(e) = session.query_unpaged(statement.as_str(), ()).await {
+                failed = Some((statement, e));
+                break;
+            }
+        }
+        let (statement, e) = match failed {
+            // Schema changes reach every node before the INSERT is prepared against them.
+            None => match session.await_schema_agreement().await {
+                Ok(_) => return Ok(()),
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::warn!(
+                        "Cassandra's nodes do not agree on the schema yet, retrying: {e}"
+                    );
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(e).context(format!(
+                        "Cassandra at {contact_points}: the nodes did not agree on keyspace \
+                         {keyspace}'s schema within {:?}",
+                        args.cassandra.connect_timeout
+                    ))
+                }
+            },
+            Some(failed) => failed,
+        };
+        let racing = matches!(
+            &e,
+            ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+                DbError::AlreadyExists { .. },
+                _
+            ))
+        );
+        if (racing || class_of(&e) == Class::Retry) && std::time::Instant::now() < deadline {
+            tracing::warn!("applying schemas/cassandra.cql failed, retrying: {e}");
+            tokio::time::sleep(backoff.next_delay()).await;
+            continue;
+        }
+        bail!(
+            "Cassandra at {contact_points} refused `{statement}` from schemas/cassandra.cql: {e}. {}",
+            fix_for(&e, keyspace)
+        );
     }
 }
 

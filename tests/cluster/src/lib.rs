@@ -79,11 +79,14 @@ where
     }
 }
 
-/// One consumer process of the group, with its own /metrics address.
+/// One consumer process of the group, with its own /metrics address. Its output goes to a
+/// file, not a pipe: nobody reads a replica's pipe while it runs, and a full one would stall
+/// the replica on its next log line.
 #[derive(Debug)]
 pub struct Replica {
     pub child: Child,
     pub addr: String,
+    pub log: std::path::PathBuf,
 }
 
 impl Replica {
@@ -97,8 +100,24 @@ impl Replica {
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         let mut cmd = lane.consumer(services, &flags);
         cmd.args(["--http-addr", &addr]);
+        let log = std::env::temp_dir().join(format!("{}-replica-{port}.log", lane.topic));
+        let file = std::fs::File::create(&log).expect("replica log file");
+        cmd.stdout(file.try_clone().expect("replica log file"))
+            .stderr(file);
         let child = cmd.spawn().expect("spawn consumer");
-        Replica { child, addr }
+        Replica { child, addr, log }
+    }
+
+    /// The last lines the replica logged, for a failure message.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "{} (last lines of {}):\n{}",
+            self.addr,
+            self.log.display(),
+            lines[lines.len().saturating_sub(15)..].join("\n")
+        )
     }
 
     /// The /metrics text, or "" while it does not answer.

@@ -36,7 +36,16 @@ async fn a_killed_replicas_partitions_move_to_the_others_and_nothing_is_lost() {
             if held.iter().all(|p| p.len() == PARTITIONS / 3) && written[0] > 0 {
                 Ok(held[0].clone())
             } else {
-                Err(format!("partitions {held:?}, rows {written:?}"))
+                let idle: Vec<String> = replicas
+                    .iter()
+                    .zip(&held)
+                    .filter(|(_, p)| p.is_empty())
+                    .map(|(r, _)| r.log_tail())
+                    .collect();
+                Err(format!(
+                    "partitions {held:?}, rows {written:?}; replicas without partitions: {}",
+                    idle.join("\n")
+                ))
             }
         },
     )
