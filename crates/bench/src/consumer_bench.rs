@@ -95,25 +95,29 @@ pub async fn run(args: Args) -> Result<()> {
             } else {
                 ["bare", "pipeline"]
             } {
-                let (figures, into) = if side == "pipeline" {
+                let (rate, cpu_us, rss) = if side == "pipeline" {
                     let group = format!("{topic}_writer_{round}_{n}");
                     let keyspace = keyspace(side);
-                    let run = consume(&args, &consumer_bin, &topic, &group, &keyspace, n);
-                    (run.await?, &mut pipeline[i])
+                    let (rate, cpu_us, rss) =
+                        consume(&args, &consumer_bin, &topic, &group, &keyspace, n).await?;
+                    pipeline[i].peak_rss_mib.push(rss);
+                    (rate, cpu_us, format!(", peak RSS {rss:.0} MiB"))
                 } else {
+                    // The bench holds every user in memory: its own RSS says nothing.
                     let (rate, cpu_us) = bare_inserts(&session, &keyspace(side), &users, n).await?;
-                    // The bench holds every user in memory: its RSS says nothing.
-                    ((rate, cpu_us, f64::NAN), &mut bare[i])
+                    (rate, cpu_us, String::new())
                 };
-                let (rate, cpu_us, rss) = figures;
                 println!(
                     "consumer bench: round {round}, {n:>3} in flight: {side:<8} {rate:>7.0} rows/s, \
-                     CPU {cpu_us:>5.1} µs/row{}",
-                    if rss.is_nan() { String::new() } else { format!(", peak RSS {rss:.0} MiB") }
+                     CPU {cpu_us:>5.1} µs/row{rss}"
                 );
+                let into = if side == "pipeline" {
+                    &mut pipeline[i]
+                } else {
+                    &mut bare[i]
+                };
                 into.rows_per_s.push(rate);
                 into.cpu_us_per_row.push(cpu_us);
-                into.peak_rss_mib.push(rss);
                 session
                     .query_unpaged(format!("DROP KEYSPACE IF EXISTS {}", keyspace(side)), ())
                     .await?;

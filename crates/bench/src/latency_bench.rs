@@ -162,10 +162,7 @@ pub async fn run(args: Args) -> Result<()> {
 /// p50/p90/p99 bucket bounds of the consumer's latency histograms, as Prometheus's
 /// `histogram_quantile` would read them (the upper bound of the bucket the quantile falls in).
 async fn histogram_quantiles(addr: SocketAddr) -> Vec<(&'static str, String)> {
-    let text = match reqwest::get(format!("http://{addr}/metrics")).await {
-        Ok(response) => response.text().await.unwrap_or_default(),
-        Err(e) => return vec![("unavailable", e.to_string())],
-    };
+    let text = process::scrape(&reqwest::Client::new(), addr).await;
     [
         "consumer_write_latency_seconds",
         "consumer_end_to_end_latency_seconds",

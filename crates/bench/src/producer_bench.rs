@@ -39,7 +39,8 @@ fn producer(kafka: &KafkaArgs) -> Result<FutureProducer> {
 
 pub async fn run(args: Args) -> Result<()> {
     let producer_bin = process::binary("producer", args.bin_dir.as_deref())?;
-    let pages = crate::users::pages(args.work.records, 5000);
+    // Shared with each round's parsing thread, not copied for it.
+    let pages = Arc::new(crate::users::pages(args.work.records, 5000));
     println!(
         "producer bench: {} users in {} pages, {} round(s)",
         args.work.records,
@@ -62,7 +63,7 @@ pub async fn run(args: Args) -> Result<()> {
         .register_schema(&args.registry.client()?, Duration::from_secs(30))
         .await?;
     let mut framed = Vec::with_capacity(args.work.records);
-    for body in &pages {
+    for body in pages.iter() {
         for user in ApiPage::parse(body)?.users {
             let mut bytes = vec![0u8];
             bytes.extend_from_slice(&schema_id.to_be_bytes());
@@ -88,7 +89,10 @@ pub async fn run(args: Args) -> Result<()> {
             let producer = warmed(&args, &topic).await?;
             let cpu = process::own_cpu_seconds();
             let (rate, into) = if side == "pipeline" {
-                (full_path(&args, producer, &pages, &topic).await?, &mut full)
+                (
+                    full_path(&args, producer, pages.clone(), &topic).await?,
+                    &mut full,
+                )
             } else {
                 (
                     bare_publish(&args, producer, &topic, &framed).await?,
@@ -160,7 +164,7 @@ async fn warmed(args: &Args, topic: &str) -> Result<FutureProducer> {
 async fn full_path(
     args: &Args,
     producer: FutureProducer,
-    pages: &[Vec<u8>],
+    pages: Arc<Vec<Vec<u8>>>,
     topic: &str,
 ) -> Result<f64> {
     let mut publisher = Publisher::new(
@@ -172,13 +176,12 @@ async fn full_path(
     publisher
         .register_schema(&args.registry.client()?, Duration::from_secs(30))
         .await?;
-    let bodies = pages.to_vec();
     let started = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     std::thread::spawn(move || {
-        for body in bodies {
+        for body in pages.iter() {
             if tx
-                .blocking_send(ApiPage::parse(&body).map_err(|e| e.to_string()))
+                .blocking_send(ApiPage::parse(body).map_err(|e| e.to_string()))
                 .is_err()
             {
                 break;

@@ -160,12 +160,9 @@ async fn replicas(
         .to_possible_value()
         .map(|v| v.get_name().to_string())
         .unwrap_or_default();
-    let mut children: Vec<(Child, String)> = Vec::new();
+    let mut children: Vec<(Child, std::net::SocketAddr)> = Vec::new();
     for _ in 0..n {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = crate::process::free_addr()?;
         let child = Command::new(bin)
             .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
             .args(["--schema-registry-url", &args.registry.url])
@@ -188,7 +185,12 @@ async fn replicas(
             ])
             .args(["--consistency", &consistency])
             .args(["--max-in-flight", &args.max_in_flight.to_string()])
-            .args(["--http-addr", &addr, "--progress-interval", "5s"])
+            .args([
+                "--http-addr",
+                &addr.to_string(),
+                "--progress-interval",
+                "5s",
+            ])
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -207,7 +209,7 @@ async fn replicas(
             if let Some(status) = child.try_wait()? {
                 bail!("a consumer replica exited during the bench: {status}");
             }
-            let text = crate::process::scrape(&client, addr.parse()?).await;
+            let text = crate::process::scrape(&client, *addr).await;
             written += crate::process::metric(&text, "consumer_rows_written_total");
             holding += (crate::process::metric(&text, "consumer_assigned_partitions") > 0) as usize;
         }

@@ -3,7 +3,7 @@
 //! by its CQL error code: a node that is down, busy or short of replicas is
 //! retried; a request Cassandra refuses outright is the deployment's to fix.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use common::backoff::Backoff;
@@ -130,54 +130,53 @@ pub fn db_class(e: &DbError) -> Class {
 /// until the connect timeout; a refusal (permissions, bad replication) stops at once.
 async fn apply_schema(session: &Session, args: &Args, contact_points: &str) -> Result<()> {
     let keyspace = &args.cassandra.keyspace;
-    let deadline = std::time::Instant::now() + args.cassandra.connect_timeout;
+    let deadline = Instant::now() + args.cassandra.connect_timeout;
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(3));
     loop {
-        let mut failed = None;
-        for statement in schema_statements(keyspace, &args.cassandra.replication) {
-            if let Err(e) = session.query_unpaged(statement.as_str(), ()).await {
-                failed = Some((statement, e));
-                break;
-            }
-        }
-        let (statement, e) = match failed {
+        let retrying = match first_refusal(session, args).await {
             // Schema changes reach every node before the INSERT is prepared against them.
             None => match session.await_schema_agreement().await {
                 Ok(_) => return Ok(()),
-                Err(e) if std::time::Instant::now() < deadline => {
-                    tracing::warn!(
-                        "Cassandra's nodes do not agree on the schema yet, retrying: {e}"
-                    );
-                    tokio::time::sleep(backoff.next_delay()).await;
-                    continue;
-                }
-                Err(e) => {
+                Err(e) if Instant::now() >= deadline => {
                     return Err(e).context(format!(
                         "Cassandra at {contact_points}: the nodes did not agree on keyspace \
                          {keyspace}'s schema within {:?}",
                         args.cassandra.connect_timeout
                     ))
                 }
+                Err(e) => format!("Cassandra's nodes do not agree on the schema yet: {e}"),
             },
-            Some(failed) => failed,
+            Some((statement, e)) => {
+                let racing = matches!(
+                    &e,
+                    ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+                        DbError::AlreadyExists { .. },
+                        _
+                    ))
+                );
+                if !(racing || class_of(&e) == Class::Retry) || Instant::now() >= deadline {
+                    bail!(
+                        "Cassandra at {contact_points} refused `{statement}` from \
+                         schemas/cassandra.cql: {e}. {}",
+                        fix_for(&e, keyspace)
+                    );
+                }
+                format!("applying schemas/cassandra.cql failed: {e}")
+            }
         };
-        let racing = matches!(
-            &e,
-            ExecutionError::LastAttemptError(RequestAttemptError::DbError(
-                DbError::AlreadyExists { .. },
-                _
-            ))
-        );
-        if (racing || class_of(&e) == Class::Retry) && std::time::Instant::now() < deadline {
-            tracing::warn!("applying schemas/cassandra.cql failed, retrying: {e}");
-            tokio::time::sleep(backoff.next_delay()).await;
-            continue;
-        }
-        bail!(
-            "Cassandra at {contact_points} refused `{statement}` from schemas/cassandra.cql: {e}. {}",
-            fix_for(&e, keyspace)
-        );
+        tracing::warn!("{retrying}; retrying");
+        tokio::time::sleep(backoff.next_delay()).await;
     }
+}
+
+/// Runs the schema statements in order; the first that fails, with its error.
+async fn first_refusal(session: &Session, args: &Args) -> Option<(String, ExecutionError)> {
+    for statement in schema_statements(&args.cassandra.keyspace, &args.cassandra.replication) {
+        if let Err(e) = session.query_unpaged(statement.as_str(), ()).await {
+            return Some((statement, e));
+        }
+    }
+    None
 }
 
 /// What to do about a refused schema statement.
