@@ -14,6 +14,9 @@ use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::load_balancing::DefaultPolicy;
+use scylla::policies::speculative_execution::{
+    SimpleSpeculativeExecutionPolicy, SpeculativeExecutionPolicy,
+};
 use scylla::statement::Consistency;
 
 use scylla::errors::{
@@ -85,6 +88,13 @@ pub struct CassandraArgs {
     /// Timeout of one write (or query) to Cassandra; a timed-out write is retried.
     #[arg(value_name = "WRITE_TIMEOUT", id = "cassandra_write_timeout", long = "write-timeout", env = "CASSANDRA_WRITE_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub write_timeout: Duration,
+
+    /// After this long without an answer, an idempotent write is also sent to the next
+    /// replica (speculative execution, up to two more); the first answer wins. A node that
+    /// is silent (not down: packets dropped, a long GC pause) then costs this delay instead
+    /// of the write timeout. 0s turns it off.
+    #[arg(value_name = "DELAY", id = "cassandra_speculative_delay", long = "cassandra-speculative-delay", env = "CASSANDRA_SPECULATIVE_DELAY", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub speculative_delay: Duration,
 
     /// Consistency level of writes. LOCAL_QUORUM: a row counts as written (and its offset may
     /// be committed) once a majority of its replicas in this datacenter have it, so losing
@@ -253,14 +263,26 @@ impl CassandraArgs {
                 .prefer_datacenter(dc.clone())
                 .permit_dc_failover(false);
         }
+        // Only statements marked idempotent (the INSERT) are ever sent twice.
+        let speculative = (!self.speculative_delay.is_zero()).then(|| {
+            Arc::new(SimpleSpeculativeExecutionPolicy {
+                max_retry_count: 2,
+                retry_interval: self.speculative_delay,
+            }) as Arc<dyn SpeculativeExecutionPolicy>
+        });
         let profile = ExecutionProfile::builder()
             .request_timeout(Some(self.write_timeout))
             .consistency(self.write_consistency())
             .load_balancing_policy(policy.build())
+            .speculative_execution_policy(speculative)
             .build();
         let mut builder = SessionBuilder::new()
             .known_nodes(&self.contact_points)
             .connection_timeout(Duration::from_secs(5))
+            // A connection whose node stops answering (the driver's default is 30 s + 30 s)
+            // is dropped within seconds, and the node's requests go to the others.
+            .keepalive_interval(Duration::from_secs(2))
+            .keepalive_timeout(Duration::from_secs(5))
             .default_execution_profile_handle(profile.into_handle());
         if let (Some(user), Some(password)) = (&self.username, &self.password) {
             builder = builder.user(user, password.expose());

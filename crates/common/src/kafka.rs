@@ -255,7 +255,14 @@ impl KafkaArgs {
             .set("bootstrap.servers", &self.bootstrap_servers)
             // librdkafka's own log lines go through `tracing` via rdkafka's `log` bridge;
             // keep them to real problems.
-            .set("log_level", "4");
+            .set("log_level", "4")
+            // A broker that goes silent (packets dropped, not refused) holds each request
+            // for socket.timeout.ms (60 s by default) before the client looks elsewhere;
+            // 10 s, and a metadata refresh every 10 s, let partitions follow their new
+            // leader soon after the cluster moves them.
+            .set("socket.timeout.ms", "10000")
+            .set("socket.connection.setup.timeout.ms", "10000")
+            .set("topic.metadata.refresh.interval.ms", "10000");
         for (key, value) in defaults {
             config.set(*key, *value);
         }

@@ -1,5 +1,5 @@
 //! Plumbing shared by the producer and the consumer, written once: logging,
-//! shutdown signals, retry with backoff, failure classes, secrets, and the
+//! shutdown signals, retry with backoff and its log summaries (`storm`), failure classes, secrets, and the
 //! Kafka, Schema Registry and Cassandra connection flags and clients.
 
 pub mod backoff;
@@ -11,3 +11,4 @@ pub mod logging;
 pub mod registry;
 pub mod secret;
 pub mod shutdown;
+pub mod storm;

@@ -1,6 +1,7 @@
 //! Kafka → transform → Cassandra, at-least-once with idempotent rows.
 //!
-//! `decode` turns a record into a row (or poison), `sink` writes rows, `dlq`
+//! `decode` turns a record into a row (or poison), `schema` readies the table,
+//! `sink` writes rows, `dlq`
 //! parks poison, `offsets` decides what may be committed, and `pipeline` runs
 //! the loop. `metrics` and `http` make it observable.
 
@@ -11,6 +12,7 @@ pub mod http;
 pub mod metrics;
 pub mod offsets;
 pub mod pipeline;
+pub mod schema;
 pub mod sink;
 
 pub use cli::Args;

@@ -18,6 +18,7 @@ async fn main() -> ExitCode {
         };
     }
     args.log.init();
+    common::storm::spawn_flusher();
     let metrics = Arc::new(Metrics::new());
     let listener = match consumer::http::bind(args.http_addr).await {
         Ok(l) => l,

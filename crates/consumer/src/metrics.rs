@@ -60,12 +60,13 @@ impl Metrics {
         );
     }
 
-    /// A step that failed and will be retried. Logged at warn for the first
-    /// retry of a record, then at debug, so an outage does not flood the log.
+    /// A step that failed and will be retried. The first retry of a record joins
+    /// its dependency's storm (one line, then a count every few seconds); later
+    /// ones are debug detail, so an outage does not flood the log.
     pub fn retry(&self, what: &'static str, attempt: u32, error: &str) {
         self.retries.fetch_add(1, Relaxed);
         if attempt <= 1 {
-            tracing::warn!(what, "retrying: {error}");
+            common::storm::Storm::global().warn(what, &format!("retrying: {error}"));
         } else {
             tracing::debug!(what, attempt, "retrying: {error}");
         }

@@ -1,14 +1,11 @@
-//! Cassandra: connect, create the keyspace and table from `schemas/cassandra.cql`,
-//! and write rows with a prepared, idempotent INSERT. Each failure is classed
+//! Cassandra: connect, apply `schemas/cassandra.cql` (`schema`), and write rows
+//! with a prepared, idempotent INSERT. Each failure is classed
 //! by its CQL error code: a node that is down, busy or short of replicas is
 //! retried; a request Cassandra refuses outright is the deployment's to fix.
 
-use std::time::{Duration, Instant};
-
-use anyhow::{bail, Context, Result};
-use common::backoff::Backoff;
+use anyhow::Result;
 use common::fault::{Class, Fault};
-use domain::row::{schema_statements, UserRow};
+use domain::row::UserRow;
 use scylla::client::session::Session;
 use scylla::errors::{DbError, ExecutionError, PrepareError, RequestAttemptError};
 use scylla::statement::prepared::PreparedStatement;
@@ -28,19 +25,7 @@ impl Sink {
     pub async fn connect(args: &Args) -> Result<Sink> {
         let contact_points = args.cassandra.contact_points();
         let session = args.cassandra.connect().await?;
-        apply_schema(&session, args, &contact_points).await?;
-        let mut insert = match session
-            .prepare(UserRow::insert_cql(&args.cassandra.keyspace))
-            .await
-        {
-            Ok(insert) => insert,
-            Err(e) => bail!(
-                "Cassandra at {contact_points} refused the INSERT into {}.created_users: {e}. \
-                 The table must have the columns of schemas/cassandra.cql: drop or alter it, or \
-                 set CASSANDRA_KEYSPACE to a keyspace this consumer may create.",
-                args.cassandra.keyspace
-            ),
-        };
+        let mut insert = crate::schema::apply(&session, args, &contact_points).await?;
         insert.set_is_idempotent(true);
         insert.set_consistency(args.cassandra.write_consistency());
         Ok(Sink {
@@ -121,78 +106,6 @@ pub fn db_class(e: &DbError) -> Class {
         | DbError::ConfigError
         | DbError::ProtocolError => Class::Fatal,
         _ => Class::Retry,
-    }
-}
-
-/// Creates the keyspace and table (IF NOT EXISTS) and waits until every node agrees on
-/// them. Replicas starting together race to create them through different nodes: a
-/// transient failure, or the table appearing under our feet (`AlreadyExists`), is retried
-/// until the connect timeout; a refusal (permissions, bad replication) stops at once.
-async fn apply_schema(session: &Session, args: &Args, contact_points: &str) -> Result<()> {
-    let keyspace = &args.cassandra.keyspace;
-    let deadline = Instant::now() + args.cassandra.connect_timeout;
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(3));
-    loop {
-        let retrying = match first_refusal(session, args).await {
-            // Schema changes reach every node before the INSERT is prepared against them.
-            None => match session.await_schema_agreement().await {
-                Ok(_) => return Ok(()),
-                Err(e) if Instant::now() >= deadline => {
-                    return Err(e).context(format!(
-                        "Cassandra at {contact_points}: the nodes did not agree on keyspace \
-                         {keyspace}'s schema within {:?}",
-                        args.cassandra.connect_timeout
-                    ))
-                }
-                Err(e) => format!("Cassandra's nodes do not agree on the schema yet: {e}"),
-            },
-            Some((statement, e)) => {
-                let racing = matches!(
-                    &e,
-                    ExecutionError::LastAttemptError(RequestAttemptError::DbError(
-                        DbError::AlreadyExists { .. },
-                        _
-                    ))
-                );
-                if !(racing || class_of(&e) == Class::Retry) || Instant::now() >= deadline {
-                    bail!(
-                        "Cassandra at {contact_points} refused `{statement}` from \
-                         schemas/cassandra.cql: {e}. {}",
-                        fix_for(&e, keyspace)
-                    );
-                }
-                format!("applying schemas/cassandra.cql failed: {e}")
-            }
-        };
-        tracing::warn!("{retrying}; retrying");
-        tokio::time::sleep(backoff.next_delay()).await;
-    }
-}
-
-/// Runs the schema statements in order; the first that fails, with its error.
-async fn first_refusal(session: &Session, args: &Args) -> Option<(String, ExecutionError)> {
-    for statement in schema_statements(&args.cassandra.keyspace, &args.cassandra.replication) {
-        if let Err(e) = session.query_unpaged(statement.as_str(), ()).await {
-            return Some((statement, e));
-        }
-    }
-    None
-}
-
-/// What to do about a refused schema statement.
-fn fix_for(e: &ExecutionError, keyspace: &str) -> String {
-    match e {
-        ExecutionError::LastAttemptError(RequestAttemptError::DbError(
-            DbError::Unauthorized,
-            _,
-        )) => {
-            format!(
-                "The role may not create keyspace {keyspace} or its table: create them once with \
-                 schemas/cassandra.cql as an administrator, or grant the role CREATE on it \
-                 (CASSANDRA_USERNAME)."
-            )
-        }
-        _ => "Check CASSANDRA_KEYSPACE and CASSANDRA_REPLICATION.".to_string(),
     }
 }
 

@@ -7,6 +7,7 @@ use producer::Args;
 async fn main() -> ExitCode {
     let args = Args::parse();
     args.log.init();
+    common::storm::spawn_flusher();
     match producer::run(args, common::shutdown::signal_received()).await {
         Ok(summary) => {
             tracing::info!("summary: {summary}");

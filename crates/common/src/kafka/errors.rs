@@ -6,11 +6,13 @@
 use std::sync::Mutex;
 
 use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::fault::Class;
+use crate::storm::Storm;
 
 /// The class of a Kafka client error, by its error code: refused
 /// credentials or permissions, and TLS failures, are the deployment's to fix;
@@ -63,7 +65,8 @@ impl Alarm {
         if self.observe(error, reason) {
             tracing::error!("Kafka: {error}: {reason}");
         } else {
-            tracing::warn!("Kafka: {error}: {reason}");
+            // A broker that is gone makes every client report it, again and again.
+            Storm::global().warn("kafka", &format!("Kafka: {error}: {reason}"));
         }
     }
 
@@ -112,6 +115,26 @@ impl Alarmed for AlarmContext {
 impl ClientContext for AlarmContext {
     fn error(&self, error: KafkaError, reason: &str) {
         self.alarm.report(&error, reason);
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        log(level, facility, message);
+    }
+}
+
+/// librdkafka's own log lines: its warnings (a request timed out, a connection
+/// lost) come once per broker and request while a broker is unreachable, so they
+/// join the Kafka storm; errors stay errors; the rest is debug detail.
+pub fn log(level: RDKafkaLogLevel, facility: &str, message: &str) {
+    use RDKafkaLogLevel as L;
+    match level {
+        L::Emerg | L::Alert | L::Critical | L::Error => {
+            tracing::error!(target: "librdkafka", "librdkafka: {facility} {message}")
+        }
+        L::Warning => Storm::global().warn("kafka", &format!("librdkafka: {facility} {message}")),
+        L::Notice | L::Info | L::Debug => {
+            tracing::debug!(target: "librdkafka", "librdkafka: {facility} {message}")
+        }
     }
 }
 
