@@ -339,25 +339,61 @@ impl KafkaArgs {
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(self.connect_timeout));
-        let results = admin
-            .create_topics(&new, &options)
-            .await
-            .with_context(|| format!("creating topics {topics:?} on {}", self.bootstrap_servers))?;
-        for result in results {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => bail!(
-                    "could not create topic {topic} on {}: {code}. Check that the cluster allows \
-                     {} partitions with replication factor {} and min.insync.replicas {} \
-                     (KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION, \
-                     KAFKA_TOPIC_MIN_INSYNC_REPLICAS), and that this user may create topics.",
-                    self.bootstrap_servers,
-                    self.partitions,
-                    self.replication,
-                    self.min_insync_replicas()
-                ),
+        // Replicas start together: a peer may be creating the same topic, and a cluster
+        // still starting answers with a controller moving or a request timing out. Those
+        // are retried until the connect timeout; a refusal is reported at once.
+        let deadline = std::time::Instant::now() + self.connect_timeout;
+        let mut backoff =
+            crate::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(3));
+        loop {
+            let results = admin.create_topics(&new, &options).await.with_context(|| {
+                format!("creating topics {topics:?} on {}", self.bootstrap_servers)
+            })?;
+            let failed: Vec<(String, RDKafkaErrorCode)> = results
+                .into_iter()
+                .filter_map(Result::err)
+                .filter(|(_, code)| *code != RDKafkaErrorCode::TopicAlreadyExists)
+                .collect();
+            if failed.is_empty() {
+                return Ok(());
             }
+            let refused = failed
+                .iter()
+                .find(|(_, code)| !topic_creation_is_transient(*code));
+            let given_up = (std::time::Instant::now() >= deadline).then(|| &failed[0]);
+            let Some((topic, code)) = refused.or(given_up) else {
+                tracing::debug!(?failed, "topic creation not settled yet; retrying");
+                tokio::time::sleep(backoff.next_delay()).await;
+                continue;
+            };
+            bail!(
+                "could not create topic {topic} on {}: {code}. Check that the cluster allows \
+                 {} partitions with replication factor {} and min.insync.replicas {} \
+                 (KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION, \
+                 KAFKA_TOPIC_MIN_INSYNC_REPLICAS), and that this user may create topics.",
+                self.bootstrap_servers,
+                self.partitions,
+                self.replication,
+                self.min_insync_replicas()
+            );
         }
-        Ok(())
     }
+}
+
+/// Topic-creation answers that a moment later may be different: the controller
+/// moving, a request timing out, a broker not registered yet. Everything else (a
+/// replication factor the cluster cannot have, a policy, a missing ACL) is a refusal.
+fn topic_creation_is_transient(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::NotController
+            | C::RequestTimedOut
+            | C::OperationTimedOut
+            | C::BrokerNotAvailable
+            | C::LeaderNotAvailable
+            | C::NetworkException
+            | C::CoordinatorLoadInProgress
+            | C::CoordinatorNotAvailable
+    )
 }
