@@ -27,7 +27,7 @@ use crate::sink::class_of;
 /// Where an attempt of the schema step stopped.
 #[derive(Debug)]
 enum Stop {
-    /// A DDL statement or the PREPARE failed. `after_keyspace`: the CREATE KEYSPACE had
+    /// A DDL statement or the PREPARE failed (`statement` names it for the error). `after_keyspace`: the CREATE KEYSPACE had
     /// already succeeded in this attempt.
     Refused {
         statement: String,
@@ -94,7 +94,7 @@ pub async fn apply(
                 Stop::Refused {
                     statement, error, ..
                 } => bail!(
-                    "Cassandra at {contact_points} refused `{statement}`{waited}: {error}. {}",
+                    "Cassandra at {contact_points} refused {statement}{waited}: {error}. {}",
                     fix_for(&error, keyspace)
                 ),
             }
@@ -114,7 +114,7 @@ async fn attempt(session: &Session, args: &Args) -> Result<PreparedStatement, St
     for statement in schema_statements(&args.cassandra.keyspace, &args.cassandra.replication) {
         if let Err(error) = session.query_unpaged(statement.as_str(), ()).await {
             return Err(Stop::Refused {
-                statement,
+                statement: format!("`{statement}` from schemas/cassandra.cql"),
                 error: Box::new(error),
                 after_keyspace,
             });
@@ -137,7 +137,7 @@ async fn attempt(session: &Session, args: &Args) -> Result<PreparedStatement, St
                 .await
                 .is_empty();
             Err(Stop::Refused {
-                statement: insert,
+                statement: format!("the INSERT into {}.{TABLE}", args.cassandra.keyspace),
                 error: Box::new(ExecutionError::PrepareError(error)),
                 after_keyspace: after_keyspace && !mismatch,
             })
