@@ -16,6 +16,7 @@ STAMP = os.path.join(BASE, ".installed")
 class Cassandra(JvmService):
     kind = "cassandra"
     stop_grace = 60
+    storage_port = 7000   # internode (gossip, mutations): cassandra.yaml's default; `partition` drops it too
 
     def __init__(self, name="cassandra", host="127.0.0.1", port=9042, deps=(), heap="1g", overrides=None,
                  properties=None):

@@ -1,0 +1,176 @@
+//! One host black-holed (`tests/stack partition kafka-2 cassandra-2`: its packets dropped, not
+//! refused, so connections hang instead of failing fast) for 30 s under a steady stream and
+//! three replicas writing at QUORUM: the replicas keep writing at (nearly) the published rate
+//! with the two other hosts, without flooding their logs, and once the host is back every
+//! record is exactly one row, nothing dead-lettered. (Own test binary: it cuts shared nodes.)
+//! 127.0.0.3, not 127.0.0.2: the latter also hosts ZooKeeper and the registry.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use cluster_tests::{
+    cassandra_healthy, dead_lettered, kafka_healthy, metric, partitions_of, stack, stack_async,
+    start_producer, wait_all_written, wait_for, Replica, PARTITIONS,
+};
+use integration::bins;
+use integration::pipeline::Lane;
+use integration::Services;
+
+/// Users per second the producer publishes.
+const RATE: u64 = 300;
+/// About 90 s of stream: start-up, the 30 s partition and the time after it.
+const COUNT: u64 = RATE * 90;
+const PARTITION: Duration = Duration::from_secs(30);
+const CUT: [&str; 2] = ["kafka-2", "cassandra-2"];
+/// The share of the published rate the replicas must keep writing while the host is gone.
+const MIN_SHARE: f64 = 0.8;
+/// Log lines a replica may write during the partition (a summary now and then, not a line
+/// per retried write).
+const MAX_LOG_LINES: usize = 20;
+
+/// Heals the host however the test ends: the bed is shared and must never stay cut.
+struct Partition;
+
+impl Partition {
+    async fn start() -> Partition {
+        let mut args = vec!["partition"];
+        args.extend(CUT);
+        stack_async(&args).await;
+        Partition
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        let mut args = vec!["heal"];
+        args.extend(CUT);
+        stack(&args);
+    }
+}
+
+fn lines(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .map(|t| t.lines().count())
+        .unwrap_or(0)
+}
+
+async fn rows_written(replicas: &[Replica]) -> u64 {
+    let mut n = 0;
+    for r in replicas {
+        n += r.metric("consumer_rows_written_total").await;
+    }
+    n
+}
+
+#[tokio::test]
+async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
+    let s = Services::from_env();
+    let lane = Lane::new("blackhole");
+    let mut replicas: Vec<Replica> = (0..3)
+        .map(|_| Replica::spawn(&lane, &s, "QUORUM"))
+        .collect();
+    let (_api, mut producer) = start_producer(&lane, &s, COUNT, RATE).await;
+
+    wait_for(
+        "6 partitions shared by 3 replicas, each writing",
+        Duration::from_secs(120),
+        || async {
+            let mut held = Vec::new();
+            let mut written = Vec::new();
+            for r in &replicas {
+                let m = r.metrics().await;
+                held.push(partitions_of(&m));
+                written.push(metric(&m, "consumer_rows_written_total"));
+            }
+            let all: usize = held.iter().map(Vec::len).sum();
+            if all == PARTITIONS && written.iter().all(|w| *w > 0) {
+                Ok(())
+            } else {
+                Err(format!("partitions {held:?}, rows {written:?}"))
+            }
+        },
+    )
+    .await;
+    assert!(
+        producer.try_wait().expect("producer state").is_none(),
+        "the producer is still publishing when the host is cut"
+    );
+
+    // The fault: 30 s without 127.0.0.3, then back.
+    // The window runs from the first sample to the second (a replica slow to answer /metrics
+    // lengthens it; the time each sample took is printed).
+    let cut = Partition::start().await;
+    let logs0: Vec<usize> = replicas.iter().map(|r| lines(&r.log)).collect();
+    let t0 = Instant::now();
+    let rows0 = rows_written(&replicas).await;
+    let sample0 = t0.elapsed();
+    tokio::time::sleep(PARTITION.saturating_sub(sample0)).await;
+    let t1 = Instant::now();
+    let rows1 = rows_written(&replicas).await;
+    let sample1 = t1.elapsed();
+    let window = t0.elapsed();
+    let logs1: Vec<usize> = replicas.iter().map(|r| lines(&r.log)).collect();
+    drop(cut);
+
+    let rate = (rows1 - rows0) as f64 / window.as_secs_f64();
+    let logged: Vec<usize> = logs1.iter().zip(&logs0).map(|(b, a)| b - a).collect();
+    eprintln!(
+        "during the {window:?} partition: {} rows, {rate:.0} rows/s vs {RATE}/s published \
+         ({:.0} %); log lines per replica {logged:?}; /metrics samples took {sample0:?} and \
+         {sample1:?}",
+        rows1 - rows0,
+        100.0 * rate / RATE as f64
+    );
+    let running: Vec<bool> = replicas.iter_mut().map(Replica::running).collect();
+    assert!(
+        running.iter().all(|r| *r),
+        "every replica rides out the partition: {running:?}\n{}",
+        replicas
+            .iter()
+            .map(Replica::log_tail)
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    );
+    assert!(
+        rate >= MIN_SHARE * RATE as f64,
+        "writes kept up with the stream while a host was gone: {rate:.0} rows/s < {:.0} % of \
+         {RATE}/s\n{}",
+        100.0 * MIN_SHARE,
+        replicas
+            .iter()
+            .map(Replica::log_tail)
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    );
+    for (r, n) in replicas.iter().zip(&logged) {
+        assert!(
+            *n < MAX_LOG_LINES,
+            "replica {} wrote {n} log lines during the partition (< {MAX_LOG_LINES}): {}",
+            r.addr,
+            r.log_tail()
+        );
+    }
+
+    let out = bins::finish(producer, Duration::from_secs(300)).await;
+    assert!(out.success, "the producer rides out the partition: {out}");
+    assert_eq!(out.summary("published"), COUNT, "{out}");
+    wait_all_written(&s, &lane, COUNT).await;
+    assert_eq!(dead_lettered(&s, &lane), 0, "nothing dead-lettered");
+    for r in &mut replicas {
+        assert!(r.running(), "no replica crashed: {}", r.log_tail());
+    }
+
+    // The host is back: the cluster is whole again for the next test.
+    wait_for(
+        "all brokers back, every partition fully in sync",
+        Duration::from_secs(120),
+        || async { kafka_healthy(&s, &lane.topic) },
+    )
+    .await;
+    wait_for(
+        "all Cassandra nodes answer a read at ALL",
+        Duration::from_secs(120),
+        || cassandra_healthy(&s, &lane.keyspace),
+    )
+    .await;
+}
