@@ -112,7 +112,9 @@ impl ConsumerContext for PipelineContext {
                 );
             }
         }
-        store_offsets(consumer, &self.tracker);
+        if let Some(topic) = tpl.elements().first().map(|e| e.topic().to_string()) {
+            store_offsets(consumer, &topic, &self.tracker);
+        }
         commit(consumer, "revoke");
         self.tracker.forget(&partitions);
         self.metrics.revoke(&partitions);
@@ -141,21 +143,16 @@ impl ConsumerContext for PipelineContext {
 
 /// Hands the offsets that moved to the Kafka client, which commits them with
 /// its next (auto or explicit) commit. Batched per tick rather than per row.
-fn store_offsets<C: Consumer<PipelineContext>>(consumer: &C, tracker: &SharedTracker) {
+/// Only local calls: asking librdkafka for the subscription or the assignment
+/// waits on its main thread, which a runtime thread must not do every tick.
+fn store_offsets<C: Consumer<PipelineContext>>(consumer: &C, topic: &str, tracker: &SharedTracker) {
     let moved = tracker.take_moved();
     if moved.is_empty() {
         return;
     }
-    let Some(topic) = consumer
-        .subscription()
-        .ok()
-        .and_then(|s| s.elements().first().map(|e| e.topic().to_string()))
-    else {
-        return;
-    };
     let mut tpl = TopicPartitionList::new();
     for (partition, offset) in moved {
-        let _ = tpl.add_partition_offset(&topic, partition, Offset::Offset(offset));
+        let _ = tpl.add_partition_offset(topic, partition, Offset::Offset(offset));
     }
     if let Err(e) = consumer.store_offsets(&tpl) {
         // A partition was revoked meanwhile; its next owner re-reads those rows.
@@ -376,14 +373,14 @@ pub async fn run(
                 if let Some(message) = consumer.context().alarm.fatal(&args.kafka.bootstrap_servers) {
                     shared.raise(Fault::fatal("kafka", message));
                 }
-                store_offsets(consumer.as_ref(), &tracker);
+                store_offsets(consumer.as_ref(), &args.kafka.topic, &tracker);
                 let in_flight = tracker.in_flight();
                 // Full and nothing finishing: Cassandra is slow or gone. Pause
                 // fetching so polling can go on without taking more records.
                 if !paused && in_flight >= max_in_flight && shared.since_finished() > STALLED {
-                    paused = set_paused(&consumer, true);
+                    paused = set_paused(&consumer, &args.kafka.topic, &metrics, true);
                 } else if paused && in_flight <= max_in_flight / 2 {
-                    paused = !set_paused(&consumer, false);
+                    paused = !set_paused(&consumer, &args.kafka.topic, &metrics, false);
                 }
                 // Idle means: partitions assigned, nothing in flight, nothing new.
                 // A group still waiting for a dead member to time out is not idle.
@@ -409,7 +406,7 @@ pub async fn run(
             "rows still in flight at exit; they will be re-delivered on restart"
         );
     }
-    store_offsets(consumer.as_ref(), &tracker);
+    store_offsets(consumer.as_ref(), &args.kafka.topic, &tracker);
     commit(consumer.as_ref(), "exit");
     consumer.context().closing.store(true, Relaxed);
     watcher.abort();
@@ -518,14 +515,16 @@ async fn handle(shared: &Shared, message: &OwnedMessage) -> Result<(), Fault> {
 }
 
 /// Pauses or resumes every assigned partition. Returns whether it took effect.
-fn set_paused(consumer: &KafkaConsumer, pause: bool) -> bool {
-    let result = consumer.assignment().and_then(|tpl| {
-        if pause {
-            consumer.pause(&tpl)
-        } else {
-            consumer.resume(&tpl)
-        }
-    });
+fn set_paused(consumer: &KafkaConsumer, topic: &str, metrics: &Metrics, pause: bool) -> bool {
+    let mut tpl = TopicPartitionList::new();
+    for partition in metrics.assigned() {
+        tpl.add_partition(topic, partition);
+    }
+    let result = if pause {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
     match result {
         Ok(()) => {
             tracing::debug!(

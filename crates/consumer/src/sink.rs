@@ -9,6 +9,7 @@ use domain::row::UserRow;
 use scylla::client::session::Session;
 use scylla::errors::{DbError, ExecutionError, PrepareError, RequestAttemptError};
 use scylla::statement::prepared::PreparedStatement;
+use scylla::statement::unprepared::Statement;
 
 use crate::cli::Args;
 
@@ -64,10 +65,10 @@ impl Sink {
 
     /// A real query, for the readiness endpoint.
     pub async fn ping(&self) -> bool {
-        self.session
-            .query_unpaged("SELECT release_version FROM system.local", ())
-            .await
-            .is_ok()
+        // A read: idempotent, so a silent node is routed around as for writes.
+        let mut probe = Statement::new("SELECT release_version FROM system.local");
+        probe.set_is_idempotent(true);
+        self.session.query_unpaged(probe, ()).await.is_ok()
     }
 }
 

@@ -91,13 +91,24 @@ pub struct Replica {
 
 impl Replica {
     pub fn spawn(lane: &Lane, services: &Services, consistency: &str) -> Replica {
+        Replica::spawn_with(lane, services, consistency, &[])
+    }
+
+    /// The same, with more consumer flags.
+    pub fn spawn_with(
+        lane: &Lane,
+        services: &Services,
+        consistency: &str,
+        extra: &[&str],
+    ) -> Replica {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
             l.local_addr().expect("addr").port()
         };
         let addr = format!("127.0.0.1:{port}");
         let flags = consumer_flags(consistency);
-        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let mut flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        flags.extend(extra);
         let mut cmd = lane.consumer(services, &flags);
         cmd.args(["--http-addr", &addr]);
         let log = std::env::temp_dir().join(format!("{}-replica-{port}.log", lane.topic));

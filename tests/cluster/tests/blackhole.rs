@@ -66,8 +66,9 @@ async fn rows_written(replicas: &[Replica]) -> u64 {
 async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
     let s = Services::from_env();
     let lane = Lane::new("blackhole");
+    // Progress lines at the default interval: they count against the log budget too.
     let mut replicas: Vec<Replica> = (0..3)
-        .map(|_| Replica::spawn(&lane, &s, "QUORUM"))
+        .map(|_| Replica::spawn_with(&lane, &s, "QUORUM", &["--progress-interval", "10s"]))
         .collect();
     let (_api, mut producer) = start_producer(&lane, &s, COUNT, RATE).await;
 
@@ -104,7 +105,17 @@ async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
     let t0 = Instant::now();
     let rows0 = rows_written(&replicas).await;
     let sample0 = t0.elapsed();
-    tokio::time::sleep(PARTITION.saturating_sub(sample0)).await;
+    // Rows per second through the partition, to show where a dip is (printed below).
+    let mut per_second = Vec::new();
+    let mut last = rows0;
+    while t0.elapsed() + Duration::from_secs(1) < PARTITION {
+        let second = Instant::now();
+        tokio::time::sleep_until((second + Duration::from_secs(1)).into()).await;
+        let now = rows_written(&replicas).await;
+        per_second.push(now - last);
+        last = now;
+    }
+    tokio::time::sleep(PARTITION.saturating_sub(t0.elapsed())).await;
     let t1 = Instant::now();
     let rows1 = rows_written(&replicas).await;
     let sample1 = t1.elapsed();
@@ -117,7 +128,7 @@ async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
     eprintln!(
         "during the {window:?} partition: {} rows, {rate:.0} rows/s vs {RATE}/s published \
          ({:.0} %); log lines per replica {logged:?}; /metrics samples took {sample0:?} and \
-         {sample1:?}",
+         {sample1:?}; rows per second through it: {per_second:?}",
         rows1 - rows0,
         100.0 * rate / RATE as f64
     );

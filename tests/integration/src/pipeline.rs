@@ -64,14 +64,9 @@ impl Lane {
         ])
         .args(["--keyspace", &self.keyspace])
         .env("CONSUMER_HTTP_ADDR", "127.0.0.1:0")
-        .args([
-            "--retry-backoff",
-            "50ms",
-            "--retry-max-backoff",
-            "1s",
-            "--progress-interval",
-            "2s",
-        ])
+        // From the environment, so that `extra` may set its own.
+        .env("CONSUMER_PROGRESS_INTERVAL", "2s")
+        .args(["--retry-backoff", "50ms", "--retry-max-backoff", "1s"])
         .args(extra);
         cmd
     }
