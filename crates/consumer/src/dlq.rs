@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use common::kafka::AlarmContext;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -22,7 +23,7 @@ pub const HEADER_OFFSET: &str = "dlq.source.offset";
 
 #[derive(Clone)]
 pub struct DeadLetters {
-    producer: FutureProducer,
+    producer: FutureProducer<AlarmContext>,
     topic: String,
 }
 
@@ -35,7 +36,7 @@ impl std::fmt::Debug for DeadLetters {
 }
 
 impl DeadLetters {
-    pub fn new(producer: FutureProducer, topic: &str) -> Self {
+    pub fn new(producer: FutureProducer<AlarmContext>, topic: &str) -> Self {
         DeadLetters {
             producer,
             topic: topic.to_string(),

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use common::backoff::Backoff;
 use common::fault::{Class, Fault};
-use common::kafka::{Alarm, Alarmed, Guarded};
+use common::kafka::{Alarm, AlarmContext, Alarmed, Guarded};
 use common::registry::Registry;
 use common::storm::Storm;
 use rdkafka::config::RDKafkaLogLevel;
@@ -305,10 +305,11 @@ pub async fn run(
         .subscribe(&[&args.kafka.topic])
         .with_context(|| format!("subscribing to {}", args.kafka.topic))?;
     let consumer = Arc::new(consumer);
-    let dlq_producer: FutureProducer = args
+    // Its context routes librdkafka's warnings into the Kafka storm like the consumer's.
+    let dlq_producer: FutureProducer<AlarmContext> = args
         .kafka
         .client_config(&[], &common::kafka::producer_guarantees())?
-        .create()
+        .create_with_context(AlarmContext::default())
         .context("creating the dead-letter producer")?;
 
     let shared = Arc::new(Shared {
