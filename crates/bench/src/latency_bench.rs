@@ -169,19 +169,12 @@ async fn histogram_quantiles(addr: SocketAddr) -> Vec<(&'static str, String)> {
     ]
     .into_iter()
     .map(|name| {
-        let buckets: Vec<(String, f64)> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix(&format!("{name}_bucket{{le=\"")))
-            .filter_map(|l| {
-                let (bound, count) = l.split_once("\"} ")?;
-                Some((bound.to_string(), count.parse().ok()?))
-            })
-            .collect();
-        let total = buckets.last().map_or(0.0, |b| b.1);
+        let buckets = process::buckets(&text, name);
+        let total = buckets.last().map_or(0.0, |b| b.1 as f64);
         let at = |q: f64| {
             buckets
                 .iter()
-                .find(|(_, count)| *count >= q * total)
+                .find(|(_, count)| *count as f64 >= q * total)
                 .map_or("?".to_string(), |(bound, _)| format!("<= {bound} s"))
         };
         (

@@ -1,4 +1,4 @@
-//! `cargo run --release -p bench -- producer|consumer|latency|replicas`: measures a pipeline
+//! `cargo run --release -p bench -- producer|consumer|latency|replicas|soak`: measures a pipeline
 //! stage and, in the same run, the bare client loop underneath it (the
 //! machine's own limit), then prints both and their ratio.
 //!
@@ -10,6 +10,7 @@ mod latency_bench;
 mod process;
 mod producer_bench;
 mod replicas_bench;
+mod soak_bench;
 mod users;
 
 use clap::{Parser, Subcommand};
@@ -35,6 +36,10 @@ enum Stage {
     /// 1, 2, 3 consumer processes in one group on the cluster bed, vs the bare scylla loop at
     /// the same consistency.
     Replicas(replicas_bench::Args),
+    /// Chaos soak on the cluster bed: producer + consumer replicas for minutes while brokers,
+    /// Cassandra nodes, hosts and replicas fail one at a time; then every row, commit and DLQ
+    /// checked, RSS and open files flat.
+    Soak(soak_bench::Args),
 }
 
 #[tokio::main]
@@ -44,6 +49,7 @@ async fn main() -> anyhow::Result<()> {
         Stage::Consumer(args) => consumer_bench::run(args).await,
         Stage::Latency(args) => latency_bench::run(args).await,
         Stage::Replicas(args) => replicas_bench::run(args).await,
+        Stage::Soak(args) => soak_bench::run(args).await,
     }
 }
 

@@ -30,15 +30,32 @@ pub fn free_addr() -> Result<SocketAddr> {
 
 /// (peak RSS in MiB, user + system CPU seconds) of a live process.
 pub fn stats(pid: u32) -> Option<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let hwm_kb: f64 = status
+    let hwm_kb = status_kib(pid, "VmHWM:")?;
+    Some((hwm_kb / 1024.0, cpu_seconds(&format!("/proc/{pid}/stat"))?))
+}
+
+/// Resident set size of a live process right now, in MiB (not the peak: a soak watches
+/// whether it keeps growing).
+pub fn rss_mib(pid: u32) -> Option<f64> {
+    Some(status_kib(pid, "VmRSS:")? / 1024.0)
+}
+
+/// File descriptors a live process holds open (sockets included): a leak of connections
+/// shows here long before it hits the limit.
+pub fn open_fds(pid: u32) -> Option<usize> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// A `kB` line of /proc/<pid>/status, e.g. `VmRSS:`.
+fn status_kib(pid: u32, key: &str) -> Option<f64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
+        .find(|l| l.starts_with(key))?
         .split_whitespace()
         .nth(1)?
         .parse()
-        .ok()?;
-    Some((hwm_kb / 1024.0, cpu_seconds(&format!("/proc/{pid}/stat"))?))
+        .ok()
 }
 
 /// User + system CPU seconds of this process so far (all its threads).
@@ -154,6 +171,19 @@ pub fn metric(body: &str, name: &str) -> u64 {
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// The cumulative buckets of histogram `name` in a scraped `/metrics` body, in order:
+/// (upper bound as written, e.g. "0.05" or "+Inf"; observations at or below it).
+pub fn buckets(body: &str, name: &str) -> Vec<(String, u64)> {
+    let prefix = format!("{name}_bucket{{le=\"");
+    body.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|l| {
+            let (bound, count) = l.split_once("\"} ")?;
+            Some((bound.to_string(), count.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 /// Waits until the consumer at `addr` holds partitions.
