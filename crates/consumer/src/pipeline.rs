@@ -269,6 +269,11 @@ pub async fn run(
                 ("enable.partition.eof", "false"),
                 // A killed consumer's partitions move to a live one after this long.
                 ("session.timeout.ms", "10000"),
+                // Ask every second which broker coordinates the group (default: every 10 min).
+                // A coordinator that goes silent is otherwise noticed only when its requests
+                // time out, and by then the session has expired and every replica has lost
+                // its partitions (seen with the coordinator's host black-holed).
+                ("coordinator.query.interval.ms", "1000"),
                 // Incremental rebalancing: a replica joining or leaving moves only the
                 // partitions that change owner; the others keep being written.
                 ("partition.assignment.strategy", "cooperative-sticky"),
