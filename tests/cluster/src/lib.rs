@@ -154,6 +154,18 @@ impl Replica {
     }
 }
 
+/// Each replica's partitions and rows written so far, from its /metrics.
+pub async fn held_and_written(replicas: &[Replica]) -> (Vec<Vec<i32>>, Vec<u64>) {
+    let mut held = Vec::new();
+    let mut written = Vec::new();
+    for r in replicas {
+        let m = r.metrics().await;
+        held.push(partitions_of(&m));
+        written.push(metric(&m, "consumer_rows_written_total"));
+    }
+    (held, written)
+}
+
 pub fn metric(body: &str, name: &str) -> u64 {
     body.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cluster_tests::{
-    cassandra_healthy, dead_lettered, kafka_healthy, metric, partitions_of, stack, stack_async,
+    cassandra_healthy, dead_lettered, held_and_written, kafka_healthy, stack, stack_async,
     start_producer, wait_all_written, wait_for, Replica, PARTITIONS,
 };
 use integration::bins;
@@ -82,13 +82,7 @@ async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
         "6 partitions shared by 3 replicas, each writing",
         Duration::from_secs(120),
         || async {
-            let mut held = Vec::new();
-            let mut written = Vec::new();
-            for r in &replicas {
-                let m = r.metrics().await;
-                held.push(partitions_of(&m));
-                written.push(metric(&m, "consumer_rows_written_total"));
-            }
+            let (held, written) = held_and_written(&replicas).await;
             let all: usize = held.iter().map(Vec::len).sum();
             if all == PARTITIONS && written.iter().all(|w| *w > 0) {
                 Ok(())

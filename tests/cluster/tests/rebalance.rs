@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use cluster_tests::{
-    dead_lettered, metric, partitions_of, start_producer, wait_all_written, wait_for, Replica,
-    PARTITIONS,
+    dead_lettered, held_and_written, partitions_of, start_producer, wait_all_written, wait_for,
+    Replica, PARTITIONS,
 };
 use integration::bins;
 use integration::pipeline::Lane;
@@ -30,13 +30,7 @@ async fn a_joining_replica_takes_only_the_partitions_that_move() {
         "two replicas hold 3 partitions each and write",
         Duration::from_secs(120),
         || async {
-            let mut held = Vec::new();
-            let mut written = Vec::new();
-            for r in &replicas {
-                let m = r.metrics().await;
-                held.push(partitions_of(&m));
-                written.push(metric(&m, "consumer_rows_written_total"));
-            }
+            let (held, written) = held_and_written(&replicas).await;
             if held.iter().all(|p| p.len() == PARTITIONS / 2) && written.iter().all(|w| *w > 0) {
                 Ok(())
             } else {

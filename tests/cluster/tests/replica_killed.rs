@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use cluster_tests::{
-    dead_lettered, metric, partitions_of, start_producer, wait_all_written, wait_for, Replica,
-    PARTITIONS,
+    dead_lettered, held_and_written, partitions_of, start_producer, wait_all_written, wait_for,
+    Replica, PARTITIONS,
 };
 use integration::bins;
 use integration::pipeline::Lane;
@@ -26,13 +26,7 @@ async fn a_killed_replicas_partitions_move_to_the_others_and_nothing_is_lost() {
         "each replica holds 2 partitions and writes",
         Duration::from_secs(120),
         || async {
-            let mut held = Vec::new();
-            let mut written = Vec::new();
-            for r in &replicas {
-                let m = r.metrics().await;
-                held.push(partitions_of(&m));
-                written.push(metric(&m, "consumer_rows_written_total"));
-            }
+            let (held, written) = held_and_written(&replicas).await;
             if held.iter().all(|p| p.len() == PARTITIONS / 3) && written[0] > 0 {
                 Ok(held[0].clone())
             } else {
