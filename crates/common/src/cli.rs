@@ -12,7 +12,7 @@ pub fn assert_documented(command: Command, readme: &str) {
             let env = env.to_string_lossy();
             assert!(
                 readme.contains(&format!("`{env}`")),
-                "README.md does not document {env}"
+                "docs/configuration.md does not document {env}"
             );
         }
     }

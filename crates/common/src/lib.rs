@@ -1,5 +1,6 @@
 //! Plumbing shared by the producer and the consumer, written once: logging,
-//! shutdown signals, retry with backoff and its log summaries (`storm`), failure classes, secrets, and the
+//! shutdown signals, retry with backoff and its log summaries (`storm`), failure classes, secrets, where a
+//! run's records landed (`landed`, written by the producer, awaited by the consumer), and the
 //! Kafka, Schema Registry and Cassandra connection flags and clients.
 
 pub mod backoff;
@@ -7,6 +8,7 @@ pub mod cassandra;
 pub mod cli;
 pub mod fault;
 pub mod kafka;
+pub mod landed;
 pub mod logging;
 pub mod registry;
 pub mod secret;

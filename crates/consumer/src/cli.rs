@@ -65,6 +65,30 @@ pub struct Args {
 
     #[command(flatten)]
     pub log: LogArgs,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Wait until the consumer group (--group-id) has written one producer run's users to
+    /// Cassandra: exit 0 once it has committed past every record of the run and none was
+    /// dead-lettered; 1 if the group stalls (with why: no consumer running, or one that is
+    /// stuck) or records of the run were dead-lettered (how many, and the first reason).
+    /// The consumer's Kafka settings apply; give them before `await-run` or as env vars.
+    AwaitRun(AwaitArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AwaitArgs {
+    /// Where the run's records landed: the JSON line `producer --landed-file` wrote.
+    #[arg(long, env = "CONSUMER_AWAIT_LANDED")]
+    pub landed: String,
+
+    /// Fail when the group commits nothing more of the run's records for this long.
+    #[arg(long, env = "CONSUMER_AWAIT_STALL_TIMEOUT", default_value = "120s", value_parser = humantime::parse_duration)]
+    pub stall_timeout: Duration,
 }
 
 #[cfg(test)]
@@ -73,6 +97,11 @@ mod tests {
 
     #[test]
     fn flags_are_consistent_and_documented_in_the_readme() {
-        common::cli::assert_documented(super::Args::command(), include_str!("../../../README.md"));
+        let command = super::Args::command();
+        let docs = include_str!("../../../docs/configuration.md");
+        for sub in command.get_subcommands() {
+            common::cli::assert_documented(sub.clone(), docs);
+        }
+        common::cli::assert_documented(command, docs);
     }
 }

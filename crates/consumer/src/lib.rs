@@ -3,8 +3,10 @@
 //! `decode` turns a record into a row (or poison), `schema` readies the table,
 //! `sink` writes rows, `dlq`
 //! parks poison, `offsets` decides what may be committed, and `pipeline` runs
-//! the loop. `metrics` and `http` make it observable.
+//! the loop. `metrics` and `http` make it observable; `await_run` tells when a
+//! producer run's records are all written.
 
+pub mod await_run;
 pub mod cli;
 pub mod decode;
 pub mod dlq;

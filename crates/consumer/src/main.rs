@@ -5,6 +5,27 @@ use clap::Parser;
 use consumer::metrics::Metrics;
 use consumer::Args;
 
+async fn await_run(args: Args, wait: consumer::cli::AwaitArgs) -> ExitCode {
+    let group = args.group_id.clone();
+    let done = tokio::task::spawn_blocking(move || consumer::await_run::run(&args, &wait)).await;
+    match done.map_err(anyhow::Error::from).and_then(|r| r) {
+        Ok(o) => {
+            let summary = format!(
+                "{} users written to Cassandra in {:.1} s (group {group})",
+                o.written, o.seconds
+            );
+            tracing::info!("summary: {summary}");
+            println!("summary: {summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("await-run failed: {e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -19,6 +40,9 @@ async fn main() -> ExitCode {
     }
     args.log.init();
     common::storm::spawn_flusher();
+    if let Some(consumer::cli::Command::AwaitRun(wait)) = args.command.clone() {
+        return await_run(args, wait).await;
+    }
     let metrics = Arc::new(Metrics::new());
     let listener = match consumer::http::bind(args.http_addr).await {
         Ok(l) => l,

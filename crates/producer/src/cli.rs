@@ -77,6 +77,11 @@ pub struct Args {
     #[arg(long, env = "PRODUCER_PROGRESS_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
     pub progress_interval: Duration,
 
+    /// After a successful run, write where its records landed to this file: one line of JSON,
+    /// the topic and each partition's first and end offset (what `consumer await-run` waits for).
+    #[arg(long, env = "PRODUCER_LANDED_FILE")]
+    pub landed_file: Option<std::path::PathBuf>,
+
     #[command(flatten)]
     pub log: LogArgs,
 }
@@ -87,6 +92,9 @@ mod tests {
 
     #[test]
     fn flags_are_consistent_and_documented_in_the_readme() {
-        common::cli::assert_documented(super::Args::command(), include_str!("../../../README.md"));
+        common::cli::assert_documented(
+            super::Args::command(),
+            include_str!("../../../docs/configuration.md"),
+        );
     }
 }

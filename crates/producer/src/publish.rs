@@ -36,6 +36,8 @@ pub struct Delivered {
     /// Enqueued records whose delivery failed.
     pub undelivered: u64,
     pub first_error: Option<String>,
+    /// Where the acknowledged records are: offsets per partition.
+    pub spans: common::landed::Spans,
 }
 
 impl Delivered {
@@ -250,7 +252,10 @@ impl Publisher {
 
     fn count(&mut self, result: Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>) {
         match result {
-            Ok(Ok(_)) => self.stats.delivered += 1,
+            Ok(Ok(delivery)) => {
+                self.stats.delivered += 1;
+                self.stats.spans.add(delivery.partition, delivery.offset);
+            }
             Ok(Err((e, _))) => {
                 self.stats.undelivered += 1;
                 self.note_failure(format!(
@@ -303,8 +308,8 @@ async fn incompatible(registry: &Registry, subject: &str) -> String {
         "schemas/user.avsc is incompatible with the latest version of subject {subject} in the \
          schema registry at {}, so nothing was published. The registry says: {reasons}. Evolve \
          the schema compatibly (add fields with defaults, never change a field's type or remove \
-         one without a default; see README \"Evolving the schema\"), or publish to a new topic \
-         (KAFKA_TOPIC).",
+         one without a default; see docs/schema-and-dead-letters.md, \"Evolving the schema\"), or \
+         publish to a new topic (KAFKA_TOPIC).",
         registry.url()
     )
 }

@@ -50,6 +50,9 @@ pub async fn run(
     stop: impl std::future::Future<Output = &'static str>,
 ) -> Result<Summary> {
     let started = Instant::now();
+    let started_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     args.kafka.ensure_topics(&[&args.kafka.topic]).await?;
     let delivery_timeout = args.delivery_timeout.as_millis().to_string();
     let producer: FutureProducer = args
@@ -91,7 +94,21 @@ pub async fn run(
 
     let delivered = publisher.finish(args.delivery_timeout).await?;
     summary.seconds = started.elapsed().as_secs_f64();
-    settle(summary, &delivered, failure)
+    let summary = settle(summary, &delivered, failure)?;
+    if let Some(path) = &args.landed_file {
+        let landed = delivered
+            .spans
+            .into_landed(&args.kafka.topic, summary.published, started_ms);
+        std::fs::write(path, landed.to_json() + "\n").with_context(|| {
+            format!(
+                "all {} users were published, but writing where they landed to {} failed \
+                 (check PRODUCER_LANDED_FILE)",
+                summary.published,
+                path.display()
+            )
+        })?;
+    }
+    Ok(summary)
 }
 
 /// Closes the books: `Ok` only if every accepted user is on the topic. Any
@@ -237,6 +254,7 @@ mod tests {
             delivered: 7,
             undelivered: 1,
             first_error: Some("first".into()),
+            ..Delivered::default()
         };
         // 2 not encoded + 1 refused + 2 never reported.
         assert_eq!(delivered.failed(), 5);
