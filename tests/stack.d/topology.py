@@ -96,7 +96,11 @@ def cluster():
                 "listeners": "PLAINTEXT://%s:9092" % host, "advertised.listeners": "PLAINTEXT://%s:9092" % host,
                 "default.replication.factor": 3, "min.insync.replicas": 2,
                 "offsets.topic.replication.factor": 3,
-                "transaction.state.log.replication.factor": 3, "transaction.state.log.min.isr": 2}))
+                "transaction.state.log.replication.factor": 3, "transaction.state.log.min.isr": 2,
+                # a broker back from a fault leads its partitions again within seconds (default:
+                # 5 min), so each test starts from balanced leaders, the blackhole test's group
+                # coordinator on the broker it cuts included
+                "leader.imbalance.check.interval.seconds": 10}))
         # One after another, each joining the ring the previous ones form (seed: the first). Like
         # ccm's populate: balanced initial tokens and no bootstrap (nothing to stream in a new
         # cluster). The ring delay bounds the gossip shadow round at start: the default bed's

@@ -101,21 +101,39 @@ impl ConsumerContext for PipelineContext {
             return;
         };
         let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-        if !self.closing.load(Relaxed) {
-            let left = tokio::task::block_in_place(|| {
-                self.tracker.wait_drained(Some(&partitions), DRAIN_GRACE)
-            });
-            if left > 0 {
-                tracing::warn!(
-                    left,
-                    "partitions revoked with rows still in flight; they will be re-delivered"
-                );
+        // Lost (the session expired): the partitions may already be someone else's and no
+        // commit can succeed, so neither wait for the writes in flight nor try one.
+        if consumer.assignment_lost() {
+            tracing::warn!(
+                ?partitions,
+                "partitions lost (the group session expired); rows not yet committed will be \
+                 re-delivered to their next owner"
+            );
+        } else {
+            if !self.closing.load(Relaxed) {
+                let left = tokio::task::block_in_place(|| {
+                    self.tracker.wait_drained(Some(&partitions), DRAIN_GRACE)
+                });
+                if left > 0 {
+                    tracing::warn!(
+                        left,
+                        "partitions revoked with rows still in flight; they will be re-delivered"
+                    );
+                }
+            }
+            if let Some(topic) = tpl.elements().first().map(|e| e.topic().to_string()) {
+                store_offsets(consumer, &topic, &self.tracker);
+            }
+            // A synchronous commit waits on the coordinator (up to its request timeout when
+            // the coordinator is silent): not on a runtime thread that /metrics and the
+            // progress lines need. Closing, nothing else is left to starve, and the revoke
+            // may run where block_in_place is not allowed.
+            if self.closing.load(Relaxed) {
+                commit(consumer, "revoke");
+            } else {
+                tokio::task::block_in_place(|| commit(consumer, "revoke"));
             }
         }
-        if let Some(topic) = tpl.elements().first().map(|e| e.topic().to_string()) {
-            store_offsets(consumer, &topic, &self.tracker);
-        }
-        commit(consumer, "revoke");
         self.tracker.forget(&partitions);
         self.metrics.revoke(&partitions);
         tracing::info!(?partitions, "partitions revoked");
@@ -267,13 +285,13 @@ pub async fn run(
                 ("auto.commit.interval.ms", "1000"),
                 ("auto.offset.reset", "earliest"),
                 ("enable.partition.eof", "false"),
-                // A killed consumer's partitions move to a live one after this long.
-                ("session.timeout.ms", "10000"),
-                // Ask every second which broker coordinates the group (default: every 10 min).
-                // A coordinator that goes silent is otherwise noticed only when its requests
-                // time out, and by then the session has expired and every replica has lost
-                // its partitions (seen with the coordinator's host black-holed).
-                ("coordinator.query.interval.ms", "1000"),
+                // Kafka's own default, stated because it is a trade-off: a replica killed
+                // without leaving the group keeps its partitions this long, but the session
+                // must outlast the time the cluster takes to replace a silent group
+                // coordinator (its ZooKeeper or KRaft session, 18 s or 9 s by default, then
+                // the election and the group's reload). At 10 s a black-holed coordinator
+                // expired every replica's session and the whole group lost its partitions.
+                ("session.timeout.ms", "45000"),
                 // Incremental rebalancing: a replica joining or leaving moves only the
                 // partitions that change owner; the others keep being written.
                 ("partition.assignment.strategy", "cooperative-sticky"),

@@ -131,11 +131,19 @@ impl Replica {
         )
     }
 
-    /// The /metrics text, or "" while it does not answer.
+    /// The /metrics text, or "" while it does not answer (within 30 s: a replica that never
+    /// answers must fail the test, not hang it; on two saturated cores a scrape can take
+    /// seconds).
     pub async fn metrics(&self) -> String {
-        match reqwest::get(format!("http://{}/metrics", self.addr)).await {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
+        let get = async {
+            reqwest::get(format!("http://{}/metrics", self.addr))
+                .await?
+                .text()
+                .await
+        };
+        match tokio::time::timeout(Duration::from_secs(30), get).await {
+            Ok(Ok(body)) => body,
+            _ => String::new(),
         }
     }
 
@@ -268,6 +276,45 @@ pub async fn cassandra_healthy(services: &Services, keyspace: &str) -> Result<()
         .await
         .map(|_| ())
         .map_err(|e| format!("read at ALL: {e}"))
+}
+
+/// The broker that coordinates `group`: the leader of the group's partition of
+/// `__consumer_offsets`, which Kafka picks by the Java hash of the group id modulo that topic's
+/// partitions. Asks for a committed offset first, so that the topic exists (the first
+/// FindCoordinator creates it).
+pub fn coordinator(services: &Services, group: &str) -> Result<i32, String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &services.kafka)
+        .set("group.id", group)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let mut probe = rdkafka::TopicPartitionList::new();
+    probe.add_partition("coordinator-probe", 0);
+    consumer
+        .committed_offsets(probe, Duration::from_secs(10))
+        .map_err(|e| format!("offset fetch for {group}: {e}"))?;
+    let md = consumer
+        .fetch_metadata(Some("__consumer_offsets"), Duration::from_secs(5))
+        .map_err(|e| format!("metadata: {e}"))?;
+    let partitions = md
+        .topics()
+        .first()
+        .map(|t| t.partitions())
+        .filter(|p| !p.is_empty())
+        .ok_or("__consumer_offsets has no partitions yet")?;
+    let hash = group
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+    // Kafka's Utils.abs: |n|, and 0 for i32::MIN
+    let index = hash.checked_abs().unwrap_or(0) as usize % partitions.len();
+    let p = partitions
+        .iter()
+        .find(|p| p.id() == index as i32)
+        .ok_or_else(|| format!("__consumer_offsets-{index} missing from the metadata"))?;
+    match p.leader() {
+        leader if leader >= 0 => Ok(leader),
+        _ => Err(format!("__consumer_offsets-{index} has no leader")),
+    }
 }
 
 /// The DLQ of a lane holds nothing (a topic not created yet counts as empty).

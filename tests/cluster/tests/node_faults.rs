@@ -14,7 +14,8 @@ use integration::Services;
 
 const COUNT: u64 = 20_000;
 
-#[tokio::test]
+// Several threads: the fake API serves the producer from this process (see blackhole.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_broker_and_a_stopped_cassandra_node_lose_and_double_nothing() {
     let s = Services::from_env();
     let lane = Lane::new("nodefaults");

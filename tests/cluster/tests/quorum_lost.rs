@@ -12,7 +12,8 @@ use integration::kafka::committed;
 use integration::pipeline::Lane;
 use integration::Services;
 
-#[tokio::test]
+// Several threads: the fake API serves the producer from this process (see blackhole.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_two_of_three_replicas_holds_writes_and_offsets_until_one_returns() {
     let s = Services::from_env();
     let lane = Lane::new("quorumlost");

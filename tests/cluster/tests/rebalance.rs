@@ -17,7 +17,8 @@ use integration::Services;
 const RATE: u64 = 300;
 const COUNT: u64 = RATE * 75;
 
-#[tokio::test]
+// Several threads: the fake API serves the producer from this process (see blackhole.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joining_replica_takes_only_the_partitions_that_move() {
     let s = Services::from_env();
     let lane = Lane::new("rebalance");
@@ -58,7 +59,7 @@ async fn a_joining_replica_takes_only_the_partitions_that_move() {
         let settled = held.iter().all(|p| p.len() == PARTITIONS / 3);
         wait_until(second + Duration::from_secs(1)).await;
         let now = written(&replicas[..2]).await;
-        through.push(now - last);
+        through.push(now.saturating_sub(last));
         last = now;
         if settled && through.len() >= 5 {
             break;
@@ -114,7 +115,7 @@ async fn rows_per_second(replicas: &[Replica], window: Duration) -> f64 {
     let start = written(replicas).await;
     let begun = Instant::now();
     wait_until(begun + window).await;
-    (written(replicas).await - start) as f64 / begun.elapsed().as_secs_f64()
+    written(replicas).await.saturating_sub(start) as f64 / begun.elapsed().as_secs_f64()
 }
 
 /// Sleeps until `deadline`: a measurement window, not a synchronisation.

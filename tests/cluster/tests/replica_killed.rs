@@ -13,7 +13,8 @@ use integration::Services;
 
 const COUNT: u64 = 20_000;
 
-#[tokio::test]
+// Several threads: the fake API serves the producer from this process (see blackhole.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_replicas_partitions_move_to_the_others_and_nothing_is_lost() {
     let s = Services::from_env();
     let lane = Lane::new("replicakill");
