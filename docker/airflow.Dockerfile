@@ -1,5 +1,7 @@
-# Airflow image for the demo: apache/airflow plus the `producer` binary at /usr/local/bin/producer,
-# which the DAG dags/random_user_pipeline.py runs with BashOperator.
+# Airflow image for the demo: apache/airflow plus the `producer` and `consumer` binaries in
+# /usr/local/bin. The DAG dags/random_user_pipeline.py runs both with BashOperator: the producer
+# (task produce_users), then `consumer await-run` (task await_cassandra), which only watches the
+# consumer group of the Compose `consumer` service until the run's users are in Cassandra.
 #
 #   docker build -f docker/airflow.Dockerfile -t random-user-pipeline/airflow .
 #
@@ -52,15 +54,17 @@ RUN find crates tests/integration -name '*.rs' -exec touch {} + \
 
 FROM apache/airflow:${AIRFLOW_VERSION}
 USER root
-# The producer loads libssl, libcrypto, libz, libgcc_s, libm and libc (ldd); the Airflow image (Debian) normally has
-# them already, this makes it explicit. ca-certificates: TLS to the Random User API.
+# The producer and the consumer load libssl, libcrypto, libz, libgcc_s, libm and libc (ldd); the Airflow image
+# (Debian) normally has them already, this makes it explicit. ca-certificates: TLS to the Random User API.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libssl3 zlib1g libgcc-s1 \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* \
  && install -d -m 0775 -o airflow -g 0 /opt/airflow/auth
 COPY --from=builder /out/producer /usr/local/bin/producer
-# Fail the build, not the first DAG run, if the binary cannot start here.
-RUN /usr/local/bin/producer --version
-ENV PRODUCER_BIN=/usr/local/bin/producer
+COPY --from=builder /out/consumer /usr/local/bin/consumer
+# Fail the build, not the first DAG run, if a binary cannot start here.
+RUN /usr/local/bin/producer --version && /usr/local/bin/consumer --version
+ENV PRODUCER_BIN=/usr/local/bin/producer \
+    CONSUMER_BIN=/usr/local/bin/consumer
 USER airflow

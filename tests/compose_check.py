@@ -13,7 +13,11 @@ Checks, one result line each, then `compose: N passed, M failed` (exit 1 if any 
                 built once into .stack/compose-check/ (Go >= 1.21 and the Go module proxy)
   config        `docker-compose -f <file> config -q` (compose 1.29, or `docker compose`) accepts it
   consumer-env  every variable set on the consumer service is one `consumer --help` lists ([env: NAME])
-  producer-env  the same for the Airflow services (their tasks run the producer) and `producer --help`
+  producer-env  the same for the Airflow services, whose tasks run the producer and `consumer
+                await-run`: each variable is one `producer --help` or `consumer --help` lists
+  airflow-await the DAG's second task watches what the consumer service does: the Airflow services'
+                KAFKA_TOPIC and KAFKA_DLQ_TOPIC are the consumer service's, and the DAG's
+                `consumer_group` default (dags/random_user_pipeline.py) is its KAFKA_GROUP_ID
   readiness     every long-running service has a healthcheck; every depends_on has a condition;
                 every one-shot service is awaited with service_completed_successfully (so that
                 `docker compose up -d --wait` accepts its exit 0)
@@ -75,8 +79,10 @@ import arch_literals  # noqa: E402  (shared with tests/images)
 
 # Variables that are not the binaries' own settings: Airflow's configuration and its image's
 # entrypoint (AIRFLOW_*, AIRFLOW__*, _AIRFLOW_*, _PIP_*), the tracing filter every Rust binary
-# reads through tracing-subscriber (RUST_LOG), and the DAG's path to the producer (PRODUCER_BIN).
-IGNORED_PREFIXES = ("AIRFLOW_", "_AIRFLOW", "_PIP", "RUST_LOG", "PRODUCER_BIN")
+# reads through tracing-subscriber (RUST_LOG), and the DAG's paths to the binaries (PRODUCER_BIN,
+# CONSUMER_BIN).
+IGNORED_PREFIXES = ("AIRFLOW_", "_AIRFLOW", "_PIP", "RUST_LOG", "PRODUCER_BIN", "CONSUMER_BIN")
+DAG_FILE = os.path.join(ROOT, "dags", "random_user_pipeline.py")
 
 ENV_RE = re.compile(r"\[env:\s*([A-Za-z_][A-Za-z0-9_]*)[=\]]")  # `NAME]` when hide_env_values
 
@@ -197,17 +203,21 @@ def dockerfile_of(svc):
     return None, None
 
 
-def check_env(services, compose_dir, which, binary_name, binary):
+def check_env(services, compose_dir, which, binary_name, binary, also=()):
+    """`also`: more (name, path) binaries the services run; a variable any of them lists is fine."""
     problems = []
     if not services:
         return ["no service found that runs the %s" % binary_name]
-    if binary is None:
-        return ["%s binary not found: build it (cargo build -p %s) or pass --%s-bin / set %s_BIN"
-                % (binary_name, binary_name, binary_name, binary_name.upper())]
-    try:
-        known = env_names_from_help(binary)
-    except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
-        return [str(e)]
+    known = set()
+    for name, path in [(binary_name, binary)] + list(also):
+        if path is None:
+            return ["%s binary not found: build it (cargo build -p %s) or pass --%s-bin / set %s_BIN"
+                    % (name, name, name, name.upper())]
+        try:
+            known |= env_names_from_help(path)
+        except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+            return [str(e)]
+    binary_name = " --help` or `".join([binary_name] + [n for n, _ in also])
     for name in services:
         try:
             names = service_env(services[name], compose_dir)
@@ -555,6 +565,42 @@ def check_control_center(m):
     return problems
 
 
+def dag_consumer_group_default(path=DAG_FILE):
+    """The default of the DAG's `consumer_group` param, read from its source (no Airflow needed)."""
+    with open(path) as f:
+        m = re.search(r'"consumer_group":\s*Param\(\s*"([^"]*)"', f.read())
+    return m.group(1) if m else None
+
+
+def check_airflow_await(services, dag_group=None):
+    """`consumer await-run` in the DAG's second task must watch the consumer service's topic, dead
+    letters and group, or a run would wait for (or miss) the wrong thing."""
+    problems = []
+    consumers, airflow = consumer_services(services), airflow_services(services)
+    if not consumers or not airflow:
+        return ["no consumer service or no Airflow service found"]
+    consumer = env_of(next(iter(consumers.values())))
+    # unset = the binaries' defaults (`consumer --help`)
+    defaults = {"KAFKA_TOPIC": "users_created", "KAFKA_DLQ_TOPIC": "users_created.dlq",
+                "KAFKA_GROUP_ID": "cassandra-writer"}
+    want = {k: consumer.get(k, v) for k, v in defaults.items()}
+    for name in sorted(airflow):
+        env = env_of(airflow[name])
+        for var in ("KAFKA_TOPIC", "KAFKA_DLQ_TOPIC"):
+            got = env.get(var, defaults[var])
+            if got != want[var]:
+                problems.append("Airflow service `%s` has %s=%s, the consumer service %s: await_cassandra "
+                                "would watch another topic than the consumer writes" % (name, var, got, want[var]))
+    group = dag_group if dag_group is not None else dag_consumer_group_default()
+    if group is None:
+        problems.append("no `consumer_group` Param default found in %s" % os.path.relpath(DAG_FILE, ROOT))
+    elif group != want["KAFKA_GROUP_ID"]:
+        problems.append("the DAG's consumer_group default is %r, the consumer service's KAFKA_GROUP_ID %r: "
+                        "a run with the form's defaults would wait for a group nobody is in"
+                        % (group, want["KAFKA_GROUP_ID"]))
+    return problems
+
+
 def check_airflow_secrets(m):
     problems = []
     services = services_of(m)
@@ -752,8 +798,9 @@ def check_secure(compose, env_file, args):
     compose_dir = os.path.dirname(compose)
     record("secure-consumer-env", check_env(consumer_services(services), compose_dir, "consumer", "consumer",
                                             find_bin("consumer", args.consumer_bin)))
-    record("secure-producer-env", check_env(airflow_services(services), compose_dir, "producer", "producer",
-                                            find_bin("producer", args.producer_bin)))
+    record("secure-producer-env", check_env(airflow_services(services), compose_dir, "producer or consumer",
+                                            "producer", find_bin("producer", args.producer_bin),
+                                            also=[("consumer", find_bin("consumer", args.consumer_bin))]))
     record("secure-readiness", check_readiness(services))
     record("secure-heap", check_heap(m))
     record("secure-memory", check_memory(m), memory_info(m))
@@ -798,9 +845,11 @@ def self_test(compose, env_file):
         checks = {"spec": check_spec, "heap": check_heap, "memory": check_memory,
                   "light-probes": check_light_probes, "control-center": check_control_center,
                   "airflow-secrets": check_airflow_secrets, "consumer-scale": check_consumer_scale,
-                  "arch": check_arch, "readiness": lambda m: check_readiness(services_of(m))}
+                  "arch": check_arch, "readiness": lambda m: check_readiness(services_of(m)),
+                  "airflow-await": lambda m: check_airflow_await(services_of(m)),
+                  "airflow-await-dag": lambda m: check_airflow_await(services_of(m), dag_group="writers")}
         for name, fn in checks.items():
-            if fn(base):
+            if name != "airflow-await-dag" and fn(base):
                 problems.append("`%s` fails on the unbroken copy" % name)
 
         def svc(m, n):
@@ -846,6 +895,11 @@ def self_test(compose, env_file):
             ("arch", "x86-64 loader path in a Dockerfile", arch_dir),
             ("arch", "platform pin", lambda m: svc(m, consumer).update(platform="linux/amd64")),
             ("readiness", "Cassandra without healthcheck", lambda m: svc(m, cassandra).pop("healthcheck")),
+            ("airflow-await", "Airflow's dead-letter topic not the consumer's",
+             lambda m: env(m, airflow).update(KAFKA_DLQ_TOPIC="other.dlq")),
+            ("airflow-await", "consumer in another group than the DAG's default",
+             lambda m: env(m, consumer).update(KAFKA_GROUP_ID="writers")),
+            ("airflow-await-dag", "DAG's consumer_group default not the consumer's group", lambda m: None),
         ]
         for check, what, mutate in tests:
             m = copy.deepcopy(base)
@@ -902,8 +956,10 @@ def main():
     airflow = airflow_services(services)
     record("consumer-env", check_env(consumers, compose_dir, "consumer", "consumer",
                                      find_bin("consumer", args.consumer_bin)))
-    record("producer-env", check_env(airflow, compose_dir, "producer", "producer",
-                                     find_bin("producer", args.producer_bin)))
+    record("producer-env", check_env(airflow, compose_dir, "producer or consumer", "producer",
+                                     find_bin("producer", args.producer_bin),
+                                     also=[("consumer", find_bin("consumer", args.consumer_bin))]))
+    record("airflow-await", check_airflow_await(services))
     record("readiness", check_readiness(services))
     record("builder-stage", check_builder())
     if m["project"] is not None:

@@ -16,10 +16,11 @@ import bed
 
 
 class Lane:
-    """What this session's runs use: the fake API and the worker's KAFKA_TOPIC."""
+    """What this session's runs use: the fake API, the worker's KAFKA_TOPIC and KAFKA_DLQ_TOPIC (the
+    dead-letter topic `consumer await-run` reads, so the one the tests' consumers must write to)."""
 
-    def __init__(self, fake_api, topic):
-        self.fake_api, self.topic = fake_api, topic
+    def __init__(self, fake_api, topic, dlq):
+        self.fake_api, self.topic, self.dlq = fake_api, topic, dlq
 
 
 @pytest.fixture(scope="session")
@@ -30,14 +31,20 @@ def api():
 @pytest.fixture(scope="session")
 def lane(api):
     """The tasks run in the scheduler's LocalExecutor workers and see its environment: restart the
-    scheduler with RANDOMUSER_API_URL (a local API: randomuser.me is unreachable here) and
-    KAFKA_TOPIC (a topic of this session, the one the form's empty `topic` means)."""
+    scheduler with RANDOMUSER_API_URL (a local API: randomuser.me is unreachable here), KAFKA_TOPIC
+    (a topic of this session, the one the form's empty `topic` means), KAFKA_DLQ_TOPIC (this
+    session's dead-letter topic) and CONSUMER_BIN (the consumer this checkout built, for
+    `await_cassandra`; the Compose image has it at /usr/local/bin/consumer)."""
     fake = bed.FakeApi(os.path.join(bed.ARTIFACTS, "fake_api.log"))
     topic = bed.unique("airflow_ui")
-    bed.stack("restart", "airflow-scheduler", extra_env={"RANDOMUSER_API_URL": fake.url, "KAFKA_TOPIC": topic})
-    # the dag-processor has parsed this checkout's DAG (the form's `topic` param is the newest one)
-    bed.poll("DAG %s parsed with its `topic` param" % bed.DAG_ID, lambda: "topic" in api.dag_params(), 120, 2)
-    yield Lane(fake, topic)
+    dlq = topic + ".dlq"
+    bed.stack("restart", "airflow-scheduler", extra_env={
+        "RANDOMUSER_API_URL": fake.url, "KAFKA_TOPIC": topic, "KAFKA_DLQ_TOPIC": dlq,
+        "CONSUMER_BIN": bed.consumer_bin()})
+    # the dag-processor has parsed this checkout's DAG (`stall_timeout` is the newest param)
+    bed.poll("DAG %s parsed with its `stall_timeout` param" % bed.DAG_ID, lambda: "stall_timeout" in api.dag_params(),
+             120, 2)
+    yield Lane(fake, topic, dlq)
     fake.stop()
 
 
@@ -61,7 +68,15 @@ class Ui:
     def shot_dialog(self, name):
         """A screenshot of the open dialog only (docs/airflow-trigger-form.png is one)."""
         path = os.path.join(bed.ARTIFACTS, name + ".png")
-        self.d.find_element(By.CSS_SELECTOR, "[role=dialog][data-scope=dialog][data-state=open]").screenshot(path)
+        dialog = "[role=dialog][data-scope=dialog][data-state=open]"
+        # a window tall enough for the whole form (it scrolls in a 1000 px one), then back
+        size = self.d.get_window_size()
+        height = self.d.execute_script("return document.querySelector(arguments[0]).scrollHeight", dialog)
+        self.d.set_window_size(size["width"], max(size["height"], height + 200))
+        try:
+            self.d.find_element(By.CSS_SELECTOR, dialog).screenshot(path)
+        finally:
+            self.d.set_window_size(size["width"], size["height"])
         return path
 
     def login(self, username, password):
@@ -98,12 +113,38 @@ class Ui:
         self.wait.until(lambda d: "/runs/" in d.current_url)
         return urllib.parse.unquote(self.d.current_url.split("/runs/", 1)[1].split("/")[0].split("?")[0])
 
-    def open_run(self, run_id):
+    def open_run(self, run_id, view="grid"):
+        """The run's page; `view` is the left panel's Grid or Graph, which the UI keeps in the
+        browser's localStorage (`default_dag_view`, as the panel's toggle does)."""
         self.d.get("%s/dags/%s/runs/%s" % (self.url, bed.DAG_ID, urllib.parse.quote(run_id, safe="")))
+        if self.d.execute_script("return window.localStorage.getItem('default_dag_view')") != '"%s"' % view:
+            self.d.execute_script("window.localStorage.setItem('default_dag_view', JSON.stringify(arguments[0]))", view)
+            self.d.refresh()
 
-    def open_task_log(self, run_id):
+    def open_graph(self, run_id):
+        """The run's page with the graph of its tasks."""
+        self.open_run(run_id, view="graph")
+
+    def open_task_log(self, run_id, task_id=bed.PRODUCE):
+        """The task's log, its lines wrapped (the log view's Wrap setting, kept in localStorage as
+        `log_wrap`): a long `error:` line is read whole, also in a screenshot."""
         self.d.get("%s/dags/%s/runs/%s/tasks/%s" % (self.url, bed.DAG_ID, urllib.parse.quote(run_id, safe=""),
-                                                     bed.TASK_ID))
+                                                     task_id))
+        if self.d.execute_script("return window.localStorage.getItem('log_wrap')") != "true":
+            self.d.execute_script("window.localStorage.setItem('log_wrap', 'true')")
+            self.d.refresh()
+
+    def shot_log(self, name):
+        """The log view in full screen (its own button), then a screenshot of it."""
+        self.wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "button[aria-label*='fullscreen']"))).click()
+        self.wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "[role=dialog][data-state=open]")))
+        # the dialog fades in: a screenshot once no finite animation (the fade; not a spinner) runs
+        self.wait.until(lambda d: d.execute_script(
+            "return document.getAnimations().filter(a => a.playState === 'running'"
+            " && a.effect && a.effect.getComputedTiming().iterations !== Infinity).length") == 0)
+        path = self.shot(name)
+        self.d.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+        return path
 
     def shows(self, text, timeout=60):
         """Waits until the page shows text (whitespace-insensitive: a URL in a log line is a link, set

@@ -10,6 +10,14 @@ rows in Cassandra. With --tls-cert/--tls-key it serves HTTPS instead of HTTP.
   fake_api.py --port-file F [--port 0] [--tls-cert server.pem --tls-key server.key]
 
 Writes the bound port to F once listening; logs one line per request to stderr. Python 3 stdlib.
+
+For tests that must act while a producer is between two pages (tests/airflow's dead-letter test),
+requests of one page size can be held:
+  GET /_control/hold?results=N&serve=K   answer K more requests for N users, then hold the next ones
+  GET /_control/held?results=N           {"held": how many requests for N users wait right now}
+  GET /_control/release?results=N        answer the held ones and stop holding
+A held request is answered after at most HOLD_MAX_S anyway, so that a test that dies holding never
+leaves a producer waiting for good.
 """
 import argparse
 import copy
@@ -22,6 +30,7 @@ import threading
 import urllib.parse
 import uuid
 
+HOLD_MAX_S = 25   # below the producer's default --api-timeout (30s): a held request never times out
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures", "randomuser", "quirks.json")
 
 
@@ -39,18 +48,23 @@ def main():
         people = json.load(f)["results"]
     lock = threading.Lock()
     served = [0]
+    holds = {}   # page size -> {"serve": answered before holding, "held": waiting now, "release": Event}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self):  # noqa: N802 (http.server's naming)
-            q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            url = urllib.parse.urlsplit(self.path)
+            q = urllib.parse.parse_qs(url.query)
             try:
                 n = int(q.get("results", ["1"])[0])
             except ValueError:
                 n = -1
+            if url.path.startswith("/_control/"):
+                return self._control(url.path[len("/_control/"):], n, q)
             if not 1 <= n <= 5000:
                 return self._send(400, {"error": "results must be 1..5000"})
+            self._maybe_hold(n)
             with lock:
                 start = served[0]
                 served[0] += n
@@ -63,6 +77,33 @@ def main():
             info = {"seed": q.get("seed", ["f4k3a91"])[0], "results": n,
                     "page": int(q.get("page", ["1"])[0]), "version": "1.4"}
             self._send(200, {"results": results, "info": info})
+
+        def _control(self, what, n, q):
+            with lock:
+                if what == "hold":
+                    holds[n] = {"serve": int(q.get("serve", ["0"])[0]), "held": 0, "release": threading.Event()}
+                    return self._send(200, {"holding": n})
+                if what == "held":
+                    return self._send(200, {"held": holds[n]["held"] if n in holds else 0})
+                if what == "release":
+                    h = holds.pop(n, None)
+                    if h:
+                        h["release"].set()
+                    return self._send(200, {"released": h["held"] if h else 0})
+            return self._send(404, {"error": "unknown control %r" % what})
+
+        def _maybe_hold(self, n):
+            with lock:
+                h = holds.get(n)
+                if h is None:
+                    return
+                if h["serve"] > 0:
+                    h["serve"] -= 1
+                    return
+                h["held"] += 1
+            h["release"].wait(HOLD_MAX_S)
+            with lock:
+                h["held"] -= 1
 
         def _send(self, status, obj):
             body = json.dumps(obj, ensure_ascii=False).encode("utf-8")

@@ -2,8 +2,9 @@
 scheduler with the LocalExecutor, dag-processor, on Postgres; simple auth manager with an admin
 user and a passwords file; the API secret key, JWT secret and issuer shared by all three.
 
-The venv (.stack/airflow-venv) comes from `tests/stack airflow-venv`. The DAG's task runs
-target/debug/producer ($PRODUCER_BIN) against the bed's Kafka and registry; RANDOMUSER_API_URL and
+The venv (.stack/airflow-venv) comes from `tests/stack airflow-venv`. The DAG's tasks run
+target/debug/producer ($PRODUCER_BIN) and `target/debug/consumer await-run` ($CONSUMER_BIN) against
+the bed's Kafka and registry; RANDOMUSER_API_URL and
 KAFKA_TOPIC come from the environment of the `tests/stack up`/`start` that started the scheduler
 (the LocalExecutor's workers are its children)."""
 import json
@@ -70,6 +71,7 @@ class Airflow(Service):
     def airflow_env(self):
         s = _secrets()
         producer = os.environ.get("PRODUCER_BIN") or os.path.join(plumbing.ROOT, "target", "debug", "producer")
+        consumer = os.environ.get("CONSUMER_BIN") or os.path.join(plumbing.ROOT, "target", "debug", "consumer")
         env = dict(os.environ)
         env.update({
             "AIRFLOW_HOME": HOME,
@@ -96,6 +98,7 @@ class Airflow(Service):
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka.address(),
             "SCHEMA_REGISTRY_URL": self.registry.address(),
             "PRODUCER_BIN": producer,
+            "CONSUMER_BIN": consumer,
             "RUST_LOG": os.environ.get("RUST_LOG") or "info",
             # the producer's default is 30s; the failure test keeps the shared registry down for this long
             "SCHEMA_REGISTRY_CONNECT_TIMEOUT": os.environ.get("SCHEMA_REGISTRY_CONNECT_TIMEOUT") or "10s",
