@@ -38,7 +38,8 @@ async fn publish(s: &Services, lane: &Lane, count: u64) -> Landed {
 
 fn landed(out: Output, path: &std::path::Path, count: u64) -> Landed {
     assert!(out.success, "producer failed: {out}");
-    let landed = Landed::parse(&std::fs::read_to_string(path).expect("landed file")).unwrap();
+    let text = std::fs::read_to_string(path).expect("landed file");
+    let landed = Landed::parse(&text).expect("the landed file parses");
     assert_eq!(landed.published, count, "{landed:?}");
     landed
 }
