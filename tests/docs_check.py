@@ -13,7 +13,9 @@ Checks, one result line each, then `docs: N passed, M failed` (exit 1 if any fai
            <!-- compose-only -->      it needs Docker Compose or a cluster of one's own, or
            <!-- tested-by: PATH -->   PATH (a file of the repository) runs it: the program of each
                                       command line (first word after VAR=value prefixes) must
-                                      appear in that file
+                                      appear in that file, or
+           <!-- by-hand: REASON -->   no test runs it, and REASON says why (benchmarks print figures,
+                                      not pass/fail); each one is listed, so none hides
   length   README.md stays a landing page: at most 200 lines
 
 Python 3 standard library only.
@@ -33,6 +35,7 @@ README_MAX_LINES = 200
 SHELL_LANGS = {"sh", "bash", "shell", "console"}
 COMPOSE_ONLY = re.compile(r"^<!--\s*compose-only\s*-->$")
 TESTED_BY = re.compile(r"^<!--\s*tested-by:\s*(\S+)\s*-->$")
+BY_HAND = re.compile(r"^<!--\s*by-hand:\s*(\S.*?)\s*-->$")
 FENCE = re.compile(r"^(\s*)(`{3,}|~{3,})\s*([^`\s]*)")
 HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.*?)\s*#*\s*$")
 HTML_ID = re.compile(r"""<a\s[^>]*\b(?:name|id)=["']([^"']+)["']""")
@@ -203,7 +206,7 @@ def commands(lines, console):
 
 
 def check_blocks(rels):
-    problems, tally = [], {"compose-only": 0, "tested-by": 0}
+    problems, tally, by_hand = [], {"compose-only": 0, "tested-by": 0}, []
     for rel in rels:
         p = page(rel)
         for fence_line, lang, lines in p.blocks:
@@ -213,6 +216,10 @@ def check_blocks(rels):
             where = "%s:%d: ```%s block" % (rel, fence_line, lang)
             if COMPOSE_ONLY.match(marker):
                 tally["compose-only"] += 1
+                continue
+            hand = BY_HAND.match(marker)
+            if hand:
+                by_hand.append("%s:%d (%s)" % (rel, fence_line, hand.group(1)))
                 continue
             m = TESTED_BY.match(marker)
             if not m:
@@ -234,9 +241,10 @@ def check_blocks(rels):
                     problems.append("%s:%d: `%s` does not appear in %s: name the test that runs this command, "
                                     "or mark the block compose-only if only Compose can run it"
                                     % (rel, n, program, tested_by))
-    total = tally["compose-only"] + tally["tested-by"]
-    return problems, "%d shell blocks: %d tested-by, %d compose-only" % (
-        total, tally["tested-by"], tally["compose-only"])
+    total = tally["compose-only"] + tally["tested-by"] + len(by_hand)
+    return problems, "%d shell blocks: %d tested-by, %d compose-only, %d by hand%s" % (
+        total, tally["tested-by"], tally["compose-only"], len(by_hand),
+        "".join("\n       by hand: " + b for b in by_hand))
 
 
 def check_length():
