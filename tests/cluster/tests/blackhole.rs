@@ -1,13 +1,13 @@
-//! One host black-holed (`tests/stack partition kafka-2 cassandra-2`: its packets dropped, not
+//! One host black-holed (`tests/stack partition kafka-N cassandra-N`: its packets dropped, not
 //! refused, so connections hang instead of failing fast) for 30 s under a steady stream and
 //! three replicas writing at QUORUM: the replicas keep writing at (nearly) the published rate
 //! with the two other hosts, without flooding their logs, and once the host is back every
 //! record is exactly one row, nothing dead-lettered. (Own test binary: it cuts shared nodes.)
-//! 127.0.0.3, not 127.0.0.2: the latter also hosts ZooKeeper and the registry. The group's
-//! name is chosen so that its coordinator is the cut broker: the hardest case (every replica's
-//! heartbeats and commits go to the silent host), and the one a fresh-clone CI run failed on
-//! (every replica's session expired and the group lost its partitions) before the consumer
-//! re-queried its coordinator every second.
+//! Host 2 or 3 (127.0.0.3 or .4), never 1: 127.0.0.2 also hosts ZooKeeper and the registry.
+//! The group's name is chosen so that its coordinator is the cut broker: the hardest case
+//! (every replica's heartbeats and commits go to the silent host), and the one a fresh-clone
+//! CI run failed on (every replica's session expired and the group lost its partitions) while
+//! the consumer's session timeout was 10 s.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,9 +26,8 @@ const RATE: u64 = 150;
 /// About 90 s of stream: start-up, the 30 s partition and the time after it.
 const COUNT: u64 = RATE * 90;
 const PARTITION: Duration = Duration::from_secs(30);
-const CUT: [&str; 2] = ["kafka-2", "cassandra-2"];
-/// kafka-2's broker id.
-const CUT_BROKER: i32 = 2;
+/// Brokers whose host may be cut (broker N and Cassandra node N share host N).
+const CUTTABLE: [i32; 2] = [2, 3];
 /// The share of the published rate the replicas must keep writing while the host is gone.
 const MIN_SHARE: f64 = 0.8;
 /// Log lines a replica may write during the partition (a summary now and then, not a line
@@ -36,22 +35,21 @@ const MIN_SHARE: f64 = 0.8;
 const MAX_LOG_LINES: usize = 20;
 
 /// Heals the host however the test ends: the bed is shared and must never stay cut.
-struct Partition;
+struct Partition {
+    members: [String; 2],
+}
 
 impl Partition {
-    async fn start() -> Partition {
-        let mut args = vec!["partition"];
-        args.extend(CUT);
-        stack_async(&args).await;
-        Partition
+    async fn start(host: i32) -> Partition {
+        let members = [format!("kafka-{host}"), format!("cassandra-{host}")];
+        stack_async(&["partition", &members[0], &members[1]]).await;
+        Partition { members }
     }
 }
 
 impl Drop for Partition {
     fn drop(&mut self) {
-        let mut args = vec!["heal"];
-        args.extend(CUT);
-        stack(&args);
+        stack(&["heal", &self.members[0], &self.members[1]]);
     }
 }
 
@@ -95,7 +93,8 @@ async fn rows_written_now(replicas: &[Replica]) -> u64 {
 async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
     let s = Services::from_env();
     let mut lane = Lane::new("blackhole");
-    lane.group = group_coordinated_by(&s, &lane.group, CUT_BROKER).await;
+    let (group, host) = group_coordinated_by(&s, &lane.group).await;
+    lane.group = group;
     // Progress lines at the default interval: they count against the log budget too.
     let mut replicas: Vec<Replica> = (0..3)
         .map(|_| Replica::spawn_with(&lane, &s, "QUORUM", &["--progress-interval", "10s"]))
@@ -121,7 +120,7 @@ async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
         "the producer is still publishing when the host is cut"
     );
 
-    // The fault: 30 s without 127.0.0.3, then back. Rows written and records published in
+    // The fault: 30 s without the coordinator's host, then back. Rows written and records published in
     // the same window: a black-holed broker stalls acks=all produce requests until the
     // cluster drops it from the in-sync replicas (its ZooKeeper session timeout), so the
     // stream's own rate dips too; the consumers must keep up with what is published.
@@ -129,7 +128,7 @@ async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
     let rows0 = rows_written_now(&replicas).await;
     let logs0: Vec<usize> = replicas.iter().map(|r| lines(&r.log)).collect();
     let t0 = Instant::now();
-    let cut = Partition::start().await;
+    let cut = Partition::start(host).await;
     // Rows per second through the partition, to show where a dip is (printed below).
     let mut per_second = Vec::new();
     let mut last = rows0;
@@ -156,7 +155,7 @@ async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
     let published = (published1 - published0) as f64 / window.as_secs_f64();
     let logged: Vec<usize> = logs1.iter().zip(&logs0).map(|(b, a)| b - a).collect();
     eprintln!(
-        "during the {window:.1?} partition: {} rows written, {rate:.0} rows/s; {} records \
+        "host {host} (the group's coordinator) cut; during the {window:.1?} partition: {} rows written, {rate:.0} rows/s; {} records \
          published, {published:.0}/s (the producer's target: {RATE}/s); written/published \
          {:.0} %; rows per ~second through it: {per_second:?} ({unanswered} samples not answered); log lines per replica {logged:?}",
         rows1 - rows0,
@@ -217,12 +216,13 @@ async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
     .await;
 }
 
-/// `base` with a suffix that makes `broker` the group's coordinator. After an earlier fault
-/// the broker may lead no partition of `__consumer_offsets` for a while: the bed hands
-/// leadership back within seconds (leader.imbalance.check.interval.seconds).
-async fn group_coordinated_by(services: &Services, base: &str, broker: i32) -> String {
+/// `base` with a suffix that makes one of the CUTTABLE brokers the group's coordinator, and
+/// that broker. Which brokers lead `__consumer_offsets` depends on earlier faults; the bed
+/// hands leadership back to the preferred brokers within seconds, so one of the two leads a
+/// partition of it unless both are down.
+async fn group_coordinated_by(services: &Services, base: &str) -> (String, i32) {
     wait_for(
-        &format!("a group name that broker {broker} coordinates"),
+        &format!("a group name that broker {CUTTABLE:?} coordinates"),
         Duration::from_secs(90),
         || {
             let (services, base) = (services.clone(), base.to_string());
@@ -233,7 +233,7 @@ async fn group_coordinated_by(services: &Services, base: &str, broker: i32) -> S
                     for n in 0..32 {
                         let group = format!("{base}_{n}");
                         match cluster_tests::coordinator(&services, &group)? {
-                            b if b == broker => return Ok(group),
+                            b if CUTTABLE.contains(&b) => return Ok((group, b)),
                             b => seen.push(b),
                         }
                     }
