@@ -1,5 +1,5 @@
-//! Checks both binaries run on their clap definitions, so `--help`, the
-//! README and Compose cannot drift apart.
+//! What both binaries share on the command line: a check that runs on their clap
+//! definitions, so `--help`, the docs and Compose cannot drift apart, and how a run ends.
 
 use clap::Command;
 
@@ -14,6 +14,23 @@ pub fn assert_documented(command: Command, readme: &str) {
                 readme.contains(&format!("`{env}`")),
                 "docs/configuration.md does not document {env}"
             );
+        }
+    }
+}
+
+/// How a binary's run ends: the summary line (log and stdout) and exit 0, or the error
+/// with its causes (log and stderr) and exit 1. `what` names the run in the log.
+pub fn exit(what: &str, result: anyhow::Result<impl std::fmt::Display>) -> std::process::ExitCode {
+    match result {
+        Ok(summary) => {
+            tracing::info!("summary: {summary}");
+            println!("summary: {summary}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{what} failed: {e:#}");
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
         }
     }
 }

@@ -8,22 +8,13 @@ use consumer::Args;
 async fn await_run(args: Args, wait: consumer::cli::AwaitArgs) -> ExitCode {
     let group = args.group_id.clone();
     let done = tokio::task::spawn_blocking(move || consumer::await_run::run(&args, &wait)).await;
-    match done.map_err(anyhow::Error::from).and_then(|r| r) {
-        Ok(o) => {
-            let summary = format!(
-                "{} users written to Cassandra in {:.1} s (group {group})",
-                o.written, o.seconds
-            );
-            tracing::info!("summary: {summary}");
-            println!("summary: {summary}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!("await-run failed: {e:#}");
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let summary = done.map_err(anyhow::Error::from).and_then(|r| r).map(|o| {
+        format!(
+            "{} users written to Cassandra in {:.1} s (group {group})",
+            o.written, o.seconds
+        )
+    });
+    common::cli::exit("await-run", summary)
 }
 
 #[tokio::main]
@@ -52,16 +43,6 @@ async fn main() -> ExitCode {
         }
     };
     tokio::spawn(consumer::http::serve(listener, metrics.clone()));
-    match consumer::run(args, metrics, common::shutdown::signal_received()).await {
-        Ok(summary) => {
-            tracing::info!("summary: {summary}");
-            println!("summary: {summary}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            tracing::error!("consumer failed: {e:#}");
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let summary = consumer::run(args, metrics, common::shutdown::signal_received()).await;
+    common::cli::exit("consumer", summary)
 }
