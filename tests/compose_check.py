@@ -37,6 +37,22 @@ Checks, one result line each, then `compose: N passed, M failed` (exit 1 if any 
                 no hostname, no fixed host port; its metrics port is exposed on the network
   arch          no architecture-specific literal in docker/ (tests/images.d/arch_literals.py) and
                 no `platform:` pin in the Compose file
+  pushgateway-env the Airflow services set PRODUCER_PUSHGATEWAY_URL and `producer --help` lists it
+                (the producer itself reads it, not only `consumer await-run`)
+
+The monitoring profile (`docker compose --profile monitoring`: Prometheus, Alertmanager, Pushgateway,
+Grafana) is checked as the project that profile makes, with the profile's services enabled:
+monitoring-spec, monitoring-config (`config -q` with `--profile monitoring`), monitoring-readiness,
+monitoring-heap, monitoring-light-probes as above, and
+  monitoring-memory the long-running limits with the profile add up to <= 7 GiB
+  monitoring    Prometheus, Alertmanager, the Pushgateway and Grafana are in the profile; every
+                published port is on 127.0.0.1; every bind-mounted file or directory exists; the
+                Prometheus config they mount scrapes the consumer service by DNS on its
+                CONSUMER_HTTP_ADDR port and the Pushgateway service with honor_labels, alerts to the
+                Alertmanager service, and its rule_files globs match files; the Airflow services'
+                PRODUCER_PUSHGATEWAY_URL is the Pushgateway service; Grafana's provisioned data
+                source is the Prometheus service and its dashboard provider reads a mounted
+                directory that holds a dashboard
   self-test     each check above (but config and the env checks) FAILS on a deliberately broken copy
                 of the files and passes on an unbroken copy (so that a green run means something)
 
@@ -58,6 +74,7 @@ and docker-compose for `config` (Debian: apt-get install -y docker-compose).
 """
 import argparse
 import copy
+import glob
 import json
 import os
 import re
@@ -66,6 +83,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 try:
     import yaml
@@ -96,6 +114,7 @@ SPEC_BIN = os.path.join(ROOT, ".stack", "compose-check", "compose-spec-check")
 
 GIB = 1024 ** 3
 MEMORY_BUDGET = 6 * GIB       # what the long-running services' mem_limits may add up to
+MONITORING_MEMORY_BUDGET = 7 * GIB   # the same with `--profile monitoring`
 HEAP_SHARE = 0.75             # a JVM's heap leaves at least a quarter of its limit to the rest
 
 # Heap variable of each JVM image (image name without registry and tag).
@@ -136,6 +155,14 @@ SECRETS_CHECK = "secrets-check"
 SECRET_KEY = re.compile(r"PASSWORD|SECRET|USER_INFO|JAAS_CONFIG")
 NOT_A_SECRET_KEY = re.compile(r"(_FILE|_LOCATION|_PATH|_SOURCE)$")
 INTERPOLATED = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
+# The monitoring profile: its name, the images it must run, and how the Airflow tasks reach it.
+MONITORING = "monitoring"
+MONITORING_IMAGES = {"prom/prometheus": "Prometheus", "prom/alertmanager": "Alertmanager",
+                     "prom/pushgateway": "the Pushgateway", "grafana/grafana-oss": "Grafana"}
+PUSHGATEWAY_ENV = "PRODUCER_PUSHGATEWAY_URL"
+# How a service of the profile says so in docker-compose.yml: one line, which the profile's model
+# drops from a copy of the file (see load_profile_model).
+PROFILE_LINE = re.compile(r"(?m)^[ \t]+profiles:[ \t]*\[[ \t]*%s[ \t]*\][ \t]*(?:#.*)?\n" % MONITORING)
 
 results = []  # (name, ok, message)
 
@@ -292,10 +319,12 @@ def check_builder():
     return []
 
 
-def check_config(compose, env_file=None):
-    """compose: a file or a list of files merged in order; env_file: instead of the .env beside it."""
+def check_config(compose, env_file=None, profiles=()):
+    """compose: a file or a list of files merged in order; env_file: instead of the .env beside it;
+    profiles: activated as with `--profile` (docker-compose >= 1.28)."""
     files = [compose] if isinstance(compose, str) else list(compose)
-    args = [a for f in files for a in ("-f", f)] + (["--env-file", env_file] if env_file else [])
+    args = ([a for p in profiles for a in ("--profile", p)] + [a for f in files for a in ("-f", f)]
+            + (["--env-file", env_file] if env_file else []))
     if shutil.which("docker-compose"):
         cmd = ["docker-compose"] + args + ["config", "-q"]
     elif shutil.which("docker"):
@@ -379,6 +408,45 @@ def load_model(compose, env_file, docker_dir):
     return {"project": project, "spec_error": err, "raw": raw,
             "env": read_env_file(env_file) if os.path.exists(env_file) else {},
             "docker_dir": docker_dir}
+
+
+def load_profile_model(compose, env_file, docker_dir, profile=MONITORING):
+    """The model of the project that `docker compose --profile <profile>` runs. The compose-go
+    checker (tests/compose.d) activates no profile, so it would drop the profile's services; this
+    loads instead a copy of the file without their `profiles: [<profile>]` lines (one per service,
+    as docker-compose.yml writes them; any other spelling is reported), beside a copy of the .env. `raw` stays the
+    file as written and `compose_dir` its directory, which bind mounts are relative to."""
+    with open(compose) as fh:
+        text = fh.read()
+    stripped, dropped = PROFILE_LINE.subn("", text)
+    raw = yaml.safe_load(text) if yaml is not None else None
+    problems = []
+    if raw is not None:
+        members = sorted(n for n, s in (raw.get("services") or {}).items()
+                         if profile in ((s or {}).get("profiles") or []))
+        others = sorted(n for n, s in (raw.get("services") or {}).items()
+                        if ((s or {}).get("profiles") or []) not in ([], [profile]))
+        if others:
+            problems.append("services %s have other profiles than [%s]: this check knows only that one"
+                            % (", ".join(others), profile))
+        if dropped != len(members):
+            problems.append("%d services are in profile %s but %d lines read `profiles: [%s]`: write "
+                            "each service's profile on one such line" % (len(members), profile, dropped, profile))
+    work = tempfile.mkdtemp(prefix="compose-profile-")
+    try:
+        path = os.path.join(work, os.path.basename(compose))
+        with open(path, "w") as fh:
+            fh.write(stripped)
+        env_copy = os.path.join(work, ".env")
+        if os.path.exists(env_file):
+            shutil.copyfile(env_file, env_copy)
+        m = load_model(path, env_copy, docker_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if problems and m["project"] is not None:
+        m["project"], m["spec_error"] = None, "; ".join(problems)
+    m["raw"], m["compose_dir"] = raw, os.path.dirname(os.path.abspath(compose))
+    return m
 
 
 def image_name(svc):
@@ -494,22 +562,22 @@ def memory_table(m):
     return rows
 
 
-def check_memory(m):
+def check_memory(m, budget=MEMORY_BUDGET):
     rows = memory_table(m)
     problems = ["service `%s` has no mem_limit" % n for n, lim, _ in rows if lim is None]
     total = sum(lim or 0 for _, lim, once in rows if not once)
-    if total > MEMORY_BUDGET:
+    if total > budget:
         problems.append("the long-running services' mem_limits add up to %s, over the %s budget"
-                        % (mib(total), mib(MEMORY_BUDGET)))
+                        % (mib(total), mib(budget)))
     return problems
 
 
-def memory_info(m):
+def memory_info(m, budget=MEMORY_BUDGET):
     rows = memory_table(m)
     total = sum(lim or 0 for _, lim, once in rows if not once)
     once = sum(lim or 0 for _, lim, o in rows if o)
     return "long-running %s of %s (%s), one-shots %s" % (
-        mib(total), mib(MEMORY_BUDGET),
+        mib(total), mib(budget),
         ", ".join("%s %s" % (n, mib(lim or 0)) for n, lim, o in rows if not o), mib(once))
 
 
@@ -667,6 +735,203 @@ def check_arch(m):
             problems.append("service `%s` pins platform %s: laptops of the other architecture run it "
                             "emulated, or not at all" % (name, svc["platform"]))
     return problems
+
+
+# --------------------------------------------------------------------- the monitoring profile
+def bind_mounts(raw_svc, compose_dir):
+    """[(path on the host, path in the container)] of a service's bind mounts, as written."""
+    mounts = []
+    for v in (raw_svc or {}).get("volumes") or []:
+        if isinstance(v, dict):
+            if v.get("type") == "bind":
+                mounts.append((v.get("source", ""), v.get("target", "")))
+        else:
+            parts = str(v).split(":")
+            if len(parts) >= 2 and parts[0].startswith((".", "/", "~")):
+                mounts.append((parts[0], parts[1]))
+    return [(os.path.normpath(os.path.join(compose_dir, os.path.expanduser(src))), dst) for src, dst in mounts]
+
+
+def host_path(raw_svc, compose_dir, container_path):
+    """Where a path inside the container comes from on the host, through the longest bind mount
+    that holds it; None when no bind mount does."""
+    best = None
+    for src, dst in bind_mounts(raw_svc, compose_dir):
+        dst = dst.rstrip("/")
+        if container_path == dst or container_path.startswith(dst + "/"):
+            if best is None or len(dst) > len(best[1]):
+                best = (src, dst)
+    return None if best is None else best[0] + container_path[len(best[1]):]
+
+
+def container_port(svc, default):
+    ports = [p.get("target") for p in svc.get("ports") or [] if isinstance(p, dict)]
+    return int(ports[0]) if ports else default
+
+
+def flag(svc, name, default):
+    """Value of `--name=value` in a service's command."""
+    for arg in svc.get("command") or []:
+        if str(arg).startswith(name + "="):
+            return str(arg).split("=", 1)[1]
+    return default
+
+
+def read_yaml(path):
+    with open(path) as fh:
+        return yaml.safe_load(fh) or {}
+
+
+def check_monitoring(m):
+    """The profile's services, their ports and mounts, and how Prometheus, the Airflow tasks and
+    Grafana find one another. m: load_profile_model's."""
+    if yaml is None:
+        return ["PyYAML is missing (Debian: apt-get install -y python3-yaml)"]
+    problems = []
+    services, compose_dir = services_of(m), m["compose_dir"]
+    raw_services = (m["raw"] or {}).get("services") or {}
+    members = {n for n, s in raw_services.items() if MONITORING in ((s or {}).get("profiles") or [])}
+    role = {}
+    for n in sorted(members):
+        img = image_name(services.get(n) or {})
+        if img in MONITORING_IMAGES:
+            role[img] = n
+    for img, what in sorted(MONITORING_IMAGES.items()):
+        if img not in role:
+            problems.append("no service of profile %s runs %s (%s)" % (MONITORING, what, img))
+    for n in sorted(members):
+        for p in (services.get(n) or {}).get("ports") or []:
+            if p.get("published") not in (None, "", "0") and p.get("host_ip") != "127.0.0.1":
+                problems.append("service `%s` publishes port %s on %s: bind it to 127.0.0.1"
+                                % (n, p.get("published"), p.get("host_ip") or "all interfaces"))
+        for src, dst in bind_mounts(raw_services.get(n), compose_dir):
+            if not os.path.exists(src):
+                problems.append("service `%s` mounts %s at %s, which does not exist"
+                                % (n, os.path.relpath(src, compose_dir), dst))
+    if problems:
+        return problems
+    prom_name, push_name = role["prom/prometheus"], role["prom/pushgateway"]
+    am_name, grafana_name = role["prom/alertmanager"], role["grafana/grafana-oss"]
+    prom = services[prom_name]
+    prom_port, push_port = container_port(prom, 9090), container_port(services[push_name], 9091)
+    am_port = container_port(services[am_name], 9093)
+
+    # Prometheus: the file it loads, as mounted from the repository.
+    cfg_in = flag(prom, "--config.file", "/etc/prometheus/prometheus.yml")
+    cfg = host_path(raw_services[prom_name], compose_dir, cfg_in)
+    if cfg is None or not os.path.isfile(cfg):
+        return ["service `%s` loads %s, which no bind mount provides" % (prom_name, cfg_in)]
+    try:
+        conf = read_yaml(cfg)
+    except (OSError, yaml.YAMLError) as e:
+        return ["%s: %s" % (os.path.relpath(cfg, compose_dir), e)]
+    where = os.path.relpath(cfg, compose_dir)
+    consumers = consumer_services(services)
+    scrapes = conf.get("scrape_configs") or []
+    for cname, csvc in sorted(consumers.items()):
+        port = int(env_of(csvc).get("CONSUMER_HTTP_ADDR", "0.0.0.0:9400").rsplit(":", 1)[-1])
+        found = [d for sc in scrapes for d in sc.get("dns_sd_configs") or [] if cname in (d.get("names") or [])]
+        if not found:
+            problems.append("%s: no dns_sd_configs names the `%s` service (every replica, found by Compose's "
+                            "DNS)" % (where, cname))
+        for d in found:
+            if d.get("type", "SRV") != "A" or int(d.get("port") or 0) != port:
+                problems.append("%s: Prometheus looks `%s` up as type %s, port %s; want type A, port %d "
+                                "(its CONSUMER_HTTP_ADDR)" % (where, cname, d.get("type", "SRV"), d.get("port"), port))
+    push = [sc for sc in scrapes
+            if "%s:%d" % (push_name, push_port) in [t for st in sc.get("static_configs") or []
+                                                     for t in st.get("targets") or []]]
+    if not push:
+        problems.append("%s: no job scrapes %s:%d" % (where, push_name, push_port))
+    elif not all(sc.get("honor_labels") for sc in push):
+        problems.append("%s: the Pushgateway's job lacks honor_labels: true (pushed job=\"producer\" would "
+                        "become exported_job)" % where)
+    am_targets = [t for a in (conf.get("alerting") or {}).get("alertmanagers") or []
+                  for st in a.get("static_configs") or [] for t in st.get("targets") or []]
+    if "%s:%d" % (am_name, am_port) not in am_targets:
+        problems.append("%s: alerts do not go to %s:%d (targets: %s)" % (where, am_name, am_port, am_targets))
+    rule_files = conf.get("rule_files") or []
+    if not rule_files:
+        problems.append("%s: no rule_files" % where)
+    for pattern in rule_files:
+        inside = pattern if pattern.startswith("/") else os.path.join(os.path.dirname(cfg_in), pattern)
+        on_host = host_path(raw_services[prom_name], compose_dir, inside)
+        if on_host is None or not glob.glob(on_host):
+            problems.append("%s: rule_files %s matches no file in the container" % (where, pattern))
+
+    # The producer's push, from the Airflow tasks.
+    want = "http://%s:%d" % (push_name, push_port)
+    for n, svc in sorted(airflow_services(services).items()):
+        got = env_of(svc).get(PUSHGATEWAY_ENV)
+        if (got or "").rstrip("/") != want:
+            problems.append("Airflow service `%s` has %s=%s, not the Pushgateway service (%s)"
+                            % (n, PUSHGATEWAY_ENV, got, want))
+
+    # Grafana: its data source is this Prometheus, its dashboards are where its provider looks.
+    graf_raw = raw_services[grafana_name]
+    prov = host_path(graf_raw, compose_dir, "/etc/grafana/provisioning")
+    if prov is None:
+        return problems + ["service `%s` mounts no /etc/grafana/provisioning" % grafana_name]
+    urls = []
+    for f in sorted(glob.glob(os.path.join(prov, "datasources", "*.y*ml"))):
+        urls += [d.get("url", "") for d in read_yaml(f).get("datasources") or []
+                 if d.get("type") == "prometheus"]
+    if not urls:
+        problems.append("Grafana provisions no Prometheus data source (%s/datasources/)"
+                        % os.path.relpath(prov, compose_dir))
+    for url in urls:
+        u = urllib.parse.urlsplit(url)
+        if (u.hostname, u.port) != (prom_name, prom_port):
+            problems.append("Grafana's Prometheus data source is %s, not the `%s` service (http://%s:%d)"
+                            % (url, prom_name, prom_name, prom_port))
+    paths = []
+    for f in sorted(glob.glob(os.path.join(prov, "dashboards", "*.y*ml"))):
+        paths += [(p.get("options") or {}).get("path", "") for p in read_yaml(f).get("providers") or []]
+    if not paths:
+        problems.append("Grafana provisions no dashboard provider (%s/dashboards/)"
+                        % os.path.relpath(prov, compose_dir))
+    for path in paths:
+        on_host = host_path(graf_raw, compose_dir, path)
+        if on_host is None or not glob.glob(os.path.join(on_host, "*.json")):
+            problems.append("Grafana's dashboard provider reads %s, where no mount puts a dashboard" % path)
+    return problems
+
+
+def check_pushgateway_env(services, producer_bin):
+    """The Airflow tasks' producer pushes its run's outcome: the variable must be the producer's."""
+    airflow = airflow_services(services)
+    missing = sorted(n for n, s in airflow.items() if not env_of(s).get(PUSHGATEWAY_ENV))
+    if not airflow or missing:
+        return ["Airflow services %s do not set %s" % (", ".join(missing) or "(none found)", PUSHGATEWAY_ENV)]
+    if producer_bin is None:
+        return ["producer binary not found: build it (cargo build -p producer) or pass --producer-bin / "
+                "set PRODUCER_BIN"]
+    try:
+        names = env_names_from_help(producer_bin)
+    except (OSError, RuntimeError, subprocess.TimeoutExpired) as e:
+        return [str(e)]
+    if PUSHGATEWAY_ENV not in names:
+        return ["`producer --help` does not list %s: the Airflow tasks' producer would never push"
+                % PUSHGATEWAY_ENV]
+    return []
+
+
+def check_profile(compose, env_file):
+    """The checks of the project with the monitoring profile; returns its model."""
+    t0 = time.time()
+    m = load_profile_model(compose, env_file, os.path.join(ROOT, "docker"))
+    record("monitoring-spec", check_spec(m), "compose-go accepts %s with profile %s (%.1fs)"
+           % (os.path.relpath(compose, ROOT), MONITORING, time.time() - t0))
+    record("monitoring-config", check_config(compose, profiles=[MONITORING]))
+    if m["project"] is None:
+        return m
+    record("monitoring-readiness", check_readiness(services_of(m)))
+    record("monitoring-heap", check_heap(m))
+    record("monitoring-memory", check_memory(m, MONITORING_MEMORY_BUDGET),
+           memory_info(m, MONITORING_MEMORY_BUDGET))
+    record("monitoring-light-probes", check_light_probes(m))
+    record("monitoring", check_monitoring(m))
+    return m
 
 
 # ------------------------------------------------------------------------ the security override
@@ -919,7 +1184,69 @@ def self_test(compose, env_file):
                 continue
             if not check_spec(model(broken, broken_env)):
                 problems.append("`spec` passes on a broken copy: %s" % what)
-        print("     %d broken copies, each caught" % (len(tests) + len(spec_cases))
+
+        # The monitoring profile's checks, on the project that the profile makes. Its model reads
+        # bind-mounted files (Prometheus' and Grafana's configuration) beside the Compose file.
+        def profile_model(compose_text=text):
+            d = tempfile.mkdtemp(dir=work)
+            os.symlink(os.path.join(work, "docker"), os.path.join(d, "docker"))
+            with open(os.path.join(d, "docker-compose.yml"), "w") as f:
+                f.write(compose_text)
+            with open(os.path.join(d, ".env"), "w") as f:
+                f.write(env_text)
+            return load_profile_model(os.path.join(d, "docker-compose.yml"), os.path.join(d, ".env"),
+                                      os.path.join(work, "docker"))
+
+        mon = profile_model()
+        mon_tests = []
+        if mon["project"] is None:
+            problems.append("the unbroken copy does not load with profile %s: %s" % (MONITORING, mon["spec_error"]))
+        else:
+            role = {image_name(s): n for n, s in services_of(mon).items()}
+            prom, push, graf = role["prom/prometheus"], role["prom/pushgateway"], role["grafana/grafana-oss"]
+            mon_checks = {"monitoring": check_monitoring,
+                          "monitoring-memory": lambda m: check_memory(m, MONITORING_MEMORY_BUDGET),
+                          "monitoring-readiness": lambda m: check_readiness(services_of(m))}
+            for name, fn in mon_checks.items():
+                if fn(mon):
+                    problems.append("`%s` fails on the unbroken copy" % name)
+
+            def raw_svc(m, n):
+                return m["raw"]["services"][n]
+
+            def dashboards_elsewhere(m):
+                vols = raw_svc(m, graf)["volumes"]
+                raw_svc(m, graf)["volumes"] = [v if "provisioning" in v else re.sub(r":/[^:]+", ":/srv/elsewhere", v, count=1)
+                                               for v in vols]
+
+            mon_tests = [
+                ("monitoring", "Prometheus published on all interfaces",
+                 lambda m: svc(m, prom)["ports"][0].update(host_ip="0.0.0.0")),
+                ("monitoring", "Airflow pushing to the host's Pushgateway",
+                 lambda m: env(m, airflow).update(PRODUCER_PUSHGATEWAY_URL="http://localhost:9091")),
+                ("monitoring", "consumer metrics on a port Prometheus does not scrape",
+                 lambda m: env(m, consumer).update(CONSUMER_HTTP_ADDR="0.0.0.0:9500")),
+                ("monitoring", "a mount of a directory that does not exist",
+                 lambda m: raw_svc(m, graf)["volumes"].append("./docker/monitoring/grafana/nowhere:/etc/nowhere:ro")),
+                ("monitoring", "Grafana's dashboards mounted where its provider does not read", dashboards_elsewhere),
+                ("monitoring", "the Pushgateway outside the profile", lambda m: raw_svc(m, push).pop("profiles")),
+                ("monitoring-memory", "Grafana limit 1 GiB (over the profile's budget)",
+                 lambda m: svc(m, graf).update(mem_limit=GIB)),
+                ("monitoring-readiness", "Pushgateway without healthcheck", lambda m: svc(m, push).pop("healthcheck")),
+            ]
+            for check, what, mutate in mon_tests:
+                m = copy.deepcopy(mon)
+                mutate(m)
+                if not mon_checks[check](m):
+                    problems.append("`%s` passes on a broken copy: %s" % (check, what))
+            spelled = re.sub(r"(?m)^(\s+)profiles: \[%s\]$" % MONITORING, r"\1profiles:\n\1  - %s" % MONITORING,
+                             text, count=1)
+            mon_tests.append(("monitoring-spec", "a profile written as a block list", None))
+            if spelled == text:
+                problems.append("self-test could not break the copy for: a profile written as a block list")
+            elif not check_spec(profile_model(spelled)):
+                problems.append("`monitoring-spec` passes on a broken copy: a profile written as a block list")
+        print("     %d broken copies, each caught" % (len(tests) + len(spec_cases) + len(mon_tests))
               if not problems else "     self-test problems: %d" % len(problems))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -959,6 +1286,7 @@ def main():
     record("producer-env", check_env(airflow, compose_dir, "producer or consumer", "producer",
                                      find_bin("producer", args.producer_bin),
                                      also=[("consumer", find_bin("consumer", args.consumer_bin))]))
+    record("pushgateway-env", check_pushgateway_env(airflow, find_bin("producer", args.producer_bin)))
     record("airflow-await", check_airflow_await(services))
     record("readiness", check_readiness(services))
     record("builder-stage", check_builder())
@@ -973,6 +1301,7 @@ def main():
             record("airflow-secrets", check_airflow_secrets(m))
         record("consumer-scale", check_consumer_scale(m))
     record("arch", check_arch(m))
+    check_profile(compose, env_file)
     if os.path.exists(os.path.join(compose_dir, SECURE_COMPOSE)):
         check_secure(compose, env_file, args)
     if not args.no_self_test and m["project"] is not None and yaml is not None:

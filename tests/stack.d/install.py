@@ -80,9 +80,41 @@ def apt_missing(packages):
     return missing
 
 
+POLICY_RC_D = "/usr/sbin/policy-rc.d"
+
+
 def apt_install(packages):
+    """Installs without starting any daemon: Debian's prometheus, alertmanager, pushgateway, nginx and
+    postgresql packages start theirs on the ports the beds use (9090, 9093, 9091, ...). A
+    policy-rc.d that answers 101 ("action forbidden") is Debian's way to say so (invoke-rc.d(8));
+    one the machine already has is left alone."""
     pre = [] if os.geteuid() == 0 else ["sudo"]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(pre + ["apt-get", "update", "-q"], check=True, env=env)
-    subprocess.run(pre + ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + packages,
-                   check=True, env=env)
+    ours = not os.path.exists(POLICY_RC_D)
+    if ours:
+        subprocess.run(pre + ["sh", "-c", "printf '#!/bin/sh\\nexit 101\\n' > %s && chmod 755 %s"
+                              % (POLICY_RC_D, POLICY_RC_D)], check=True)
+    try:
+        subprocess.run(pre + ["apt-get", "update", "-q"], check=True, env=env)
+        subprocess.run(pre + ["apt-get", "install", "-y", "-q", "--no-install-recommends"] + packages,
+                       check=True, env=env)
+    finally:
+        if ours:
+            subprocess.run(pre + ["rm", "-f", POLICY_RC_D], check=False)
+
+
+def requirements_venv(venv, requirements):
+    """A venv with the pinned requirements file installed; reinstalled only when the file changed
+    (its digest is the venv's stamp). Returns the venv's python."""
+    py = os.path.join(venv, "bin", "python")
+    stamp_file = os.path.join(venv, ".requirements.sha256")
+    digest = sha(requirements)
+    if os.access(py, os.X_OK) and stamp_ok(stamp_file, digest):
+        return py
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run(["python3", "-m", "venv", venv], check=True)
+    r = subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", requirements])
+    if r.returncode != 0:
+        raise StackError("pip install -r %s failed (see above)" % requirements)
+    stamp(stamp_file, digest)
+    return py

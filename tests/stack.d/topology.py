@@ -14,6 +14,9 @@ from services.cassandra import Cassandra
 from services.cluster import ClusterCassandra, ClusterKafka
 from services.kafka import Kafka
 from services.postgres import Postgres
+from services.alertmanager import Alertmanager
+from services.prometheus import Prometheus
+from services.pushgateway import Pushgateway
 from services.registry import Registry
 from services.zookeeper import ZooKeeper
 
@@ -64,7 +67,9 @@ class Topology:
 
 def default():
     """ZooKeeper, Kafka, the registry and Cassandra on 127.0.0.1 with Compose's host ports; Airflow
-    (Postgres, api-server :8080, scheduler, dag-processor) on request (`up --airflow`)."""
+    (Postgres, api-server :8080, scheduler, dag-processor) on request (`up --airflow`), and so is
+    Compose's monitoring profile (Pushgateway :9091, Alertmanager :9093, Prometheus :9090:
+    `up --monitoring`)."""
     zookeeper = ZooKeeper()
     kafka = Kafka(zookeeper=zookeeper)
     registry = Registry()
@@ -75,9 +80,13 @@ def default():
     scheduler = Scheduler(api=api, **wiring)
     dag_processor = DagProcessor(api=api, **wiring)
     airflow = [postgres, api, scheduler, dag_processor]
-    return Topology("default", [zookeeper, kafka, registry, cassandra] + airflow,
+    pushgateway, alertmanager = Pushgateway(), Alertmanager()
+    prometheus = Prometheus(deps=["alertmanager", "pushgateway"], alertmanager=alertmanager,
+                            pushgateway=pushgateway)
+    monitoring = [pushgateway, alertmanager, prometheus]
+    return Topology("default", [zookeeper, kafka, registry, cassandra] + airflow + monitoring,
                     up=["zookeeper", "kafka", "registry", "cassandra"],
-                    groups={"airflow": [s.name for s in airflow]})
+                    groups={"airflow": [s.name for s in airflow], "monitoring": [s.name for s in monitoring]})
 
 
 def cluster():

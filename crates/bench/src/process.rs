@@ -165,12 +165,9 @@ pub async fn scrape(client: &reqwest::Client, addr: SocketAddr) -> String {
     }
 }
 
-/// One unlabelled sample of a scraped `/metrics` body (0 when absent).
+/// A scraped `/metrics` family, its samples summed (0 when absent).
 pub fn metric(body: &str, name: &str) -> u64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    consumer::metrics::sample_sum(body, name)
 }
 
 /// The cumulative buckets of histogram `name` in a scraped `/metrics` body, in order:

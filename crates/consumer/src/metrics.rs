@@ -8,6 +8,13 @@ use std::time::Duration;
 
 use common::fault::Fault;
 
+/// The poison kinds a record can be dead-lettered for (`Fault::kind` of a
+/// poison fault), and the dependencies a step retries against. Their counters
+/// are rendered at 0 from the start, so an alert on `increase()` sees the
+/// first event (Prometheus counts no increase into a series' first sample).
+pub const POISON_KINDS: [&str; 4] = ["framing", "schema", "avro", "transform"];
+pub const RETRIED: [&str; 3] = ["registry", "cassandra", "dlq"];
+
 /// Upper bounds (seconds) of the latency histograms' buckets.
 const BUCKETS: [f64; 12] = [
     0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
@@ -19,8 +26,12 @@ pub struct Metrics {
     pub written: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub retries: AtomicU64,
+    dead_lettered_by_kind: Labelled<{ POISON_KINDS.len() }>,
+    retries_by_dependency: Labelled<{ RETRIED.len() }>,
     /// Records behind the end of the assigned partitions; -1 until first measured.
     pub lag: AtomicI64,
+    /// The same per assigned partition, from the last measurement.
+    partition_lag: std::sync::Mutex<std::collections::BTreeMap<i32, i64>>,
     pub kafka: Dependency,
     pub registry: Dependency,
     pub cassandra: Dependency,
@@ -32,7 +43,11 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let m = Metrics::default();
+        let m = Metrics {
+            dead_lettered_by_kind: Labelled::new(POISON_KINDS),
+            retries_by_dependency: Labelled::new(RETRIED),
+            ..Metrics::default()
+        };
         m.lag.store(-1, Relaxed);
         m
     }
@@ -51,6 +66,7 @@ impl Metrics {
 
     pub fn dead_lettered(&self, poison: &Fault, partition: i32, offset: i64) {
         self.dead_lettered.fetch_add(1, Relaxed);
+        self.dead_lettered_by_kind.add(poison.kind);
         tracing::warn!(
             partition,
             offset,
@@ -65,6 +81,7 @@ impl Metrics {
     /// ones are debug detail, so an outage does not flood the log.
     pub fn retry(&self, what: &'static str, attempt: u32, error: &str) {
         self.retries.fetch_add(1, Relaxed);
+        self.retries_by_dependency.add(what);
         if attempt <= 1 {
             common::storm::Storm::global().warn(what, &format!("retrying: {error}"));
         } else {
@@ -78,9 +95,22 @@ impl Metrics {
 
     pub fn revoke(&self, partitions: &[i32]) {
         let mut assigned = self.partitions_mut();
+        let mut lag = self.partition_lag_mut();
         for p in partitions {
             assigned.remove(p);
+            lag.remove(p);
         }
+    }
+
+    /// Records behind the high watermark, per assigned partition that has a
+    /// position; their sum is `lag`.
+    pub fn measured_lag(&self, per_partition: std::collections::BTreeMap<i32, i64>) {
+        self.lag.store(per_partition.values().sum(), Relaxed);
+        *self.partition_lag_mut() = per_partition;
+    }
+
+    fn partition_lag_mut(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<i32, i64>> {
+        self.partition_lag.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn assigned(&self) -> Vec<i32> {
@@ -118,16 +148,6 @@ impl Metrics {
                 "Rows written to Cassandra.",
                 &self.written,
             ),
-            (
-                "consumer_records_dead_lettered_total",
-                "Records sent to the dead-letter topic.",
-                &self.dead_lettered,
-            ),
-            (
-                "consumer_retries_total",
-                "Failed steps (registry, Cassandra, DLQ) that were retried.",
-                &self.retries,
-            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(
@@ -136,11 +156,33 @@ impl Metrics {
                 value.load(Relaxed)
             );
         }
+        self.dead_lettered_by_kind.render(
+            &mut out,
+            "consumer_records_dead_lettered_total",
+            "Records sent to the dead-letter topic, by why they could not be processed.",
+            "kind",
+        );
+        self.retries_by_dependency.render(
+            &mut out,
+            "consumer_retries_total",
+            "Failed steps that were retried, by the dependency that failed (dlq: publishing a dead letter to Kafka).",
+            "dependency",
+        );
         let _ = writeln!(
             out,
             "# HELP consumer_lag_records Records behind the end of the assigned partitions.\n# TYPE consumer_lag_records gauge\nconsumer_lag_records {}",
             self.lag.load(Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP consumer_partition_lag_records Records behind the end, per assigned partition.\n# TYPE consumer_partition_lag_records gauge"
+        );
+        for (p, lag) in self.partition_lag_mut().iter() {
+            let _ = writeln!(
+                out,
+                "consumer_partition_lag_records{{partition=\"{p}\"}} {lag}"
+            );
+        }
         let assigned = self.assigned();
         let _ = writeln!(
             out,
@@ -154,6 +196,15 @@ impl Metrics {
         for p in assigned {
             let _ = writeln!(out, "consumer_partition_assigned{{partition=\"{p}\"}} 1");
         }
+        let _ = writeln!(
+            out,
+            "# HELP consumer_ready 1 when Kafka, the registry and Cassandra all answer (as /healthz).\n# TYPE consumer_ready gauge\nconsumer_ready {}",
+            self.ready() as u8
+        );
+        let _ = writeln!(
+            out,
+            "# HELP consumer_dependency_up 1 when the dependency answers its probe.\n# TYPE consumer_dependency_up gauge"
+        );
         for (name, dependency) in self.dependencies() {
             let _ = writeln!(
                 out,
@@ -204,6 +255,63 @@ impl Histogram {
         let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(out, "{name}_sum {}", self.sum_us.load(Relaxed) as f64 / 1e6);
         let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+/// The sum of every sample of the family `name` in a `/metrics` text (one
+/// unlabelled line, or one line per label value): what tests, benches and
+/// scripts read back. 0 when the family is absent.
+pub fn sample_sum(text: &str, name: &str) -> u64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>()
+        .max(0.0) as u64
+}
+
+/// One counter per label value of a fixed set; a value outside the set (a
+/// kind added without updating the list) counts under `other`.
+#[derive(Debug)]
+struct Labelled<const N: usize> {
+    values: [&'static str; N],
+    counts: [AtomicU64; N],
+    other: AtomicU64,
+}
+
+impl<const N: usize> Default for Labelled<N> {
+    fn default() -> Self {
+        Labelled::new([""; N])
+    }
+}
+
+impl<const N: usize> Labelled<N> {
+    fn new(values: [&'static str; N]) -> Self {
+        Labelled {
+            values,
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            other: AtomicU64::new(0),
+        }
+    }
+
+    fn add(&self, value: &str) {
+        match self.values.iter().position(|v| *v == value) {
+            Some(i) => self.counts[i].fetch_add(1, Relaxed),
+            None => self.other.fetch_add(1, Relaxed),
+        };
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str, label: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (value, count) in self.values.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {}", count.load(Relaxed));
+        }
+        let other = self.other.load(Relaxed);
+        if other > 0 {
+            let _ = writeln!(out, "{name}{{{label}=\"other\"}} {other}");
+        }
     }
 }
 
@@ -267,6 +375,44 @@ mod tests {
         let text = m.render();
         assert!(text.contains("consumer_assigned_partitions 1"), "{text}");
         assert!(text.contains("consumer_partition_assigned{partition=\"0\"} 1"));
+    }
+
+    #[test]
+    fn labelled_counters_start_at_zero_and_sum_back() {
+        let m = Metrics::new();
+        let text = m.render();
+        for kind in POISON_KINDS {
+            assert!(text.contains(&format!(
+                "consumer_records_dead_lettered_total{{kind=\"{kind}\"}} 0"
+            )));
+        }
+        for dependency in RETRIED {
+            assert!(text.contains(&format!(
+                "consumer_retries_total{{dependency=\"{dependency}\"}} 0"
+            )));
+        }
+        assert!(text.contains("consumer_ready 0"));
+        m.dead_lettered(&Fault::poison("transform", "no uuid"), 0, 7);
+        m.dead_lettered(&Fault::poison("framing", "tombstone"), 0, 8);
+        m.retry("cassandra", 1, "timeout");
+        m.retry("cassandra", 2, "timeout");
+        m.retry("registry", 1, "refused");
+        m.measured_lag([(0, 5), (2, 7)].into());
+        m.revoke(&[2]);
+        let text = m.render();
+        assert!(text.contains("consumer_records_dead_lettered_total{kind=\"transform\"} 1"));
+        assert!(text.contains("consumer_retries_total{dependency=\"cassandra\"} 2"));
+        assert_eq!(sample_sum(&text, "consumer_records_dead_lettered_total"), 2);
+        assert_eq!(sample_sum(&text, "consumer_retries_total"), 3);
+        assert_eq!(sample_sum(&text, "consumer_rows_written_total"), 0);
+        assert_eq!(sample_sum(&text, "consumer_lag_records"), 12);
+        assert!(text.contains("consumer_partition_lag_records{partition=\"0\"} 5"));
+        assert!(
+            !text.contains("consumer_partition_lag_records{partition=\"2\"}"),
+            "{text}"
+        );
+        // A family whose name is a prefix of another's is not summed with it.
+        assert_eq!(sample_sum(&text, "consumer_retries"), 0);
     }
 
     #[test]

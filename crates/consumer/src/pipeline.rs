@@ -9,6 +9,7 @@
 //! the run: nothing new is taken, what is in flight finishes, only offsets of
 //! rows that are written get committed, and the run ends with the fault.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -583,7 +584,7 @@ async fn watch_dependencies(shared: Arc<Shared>) {
         match lag {
             Ok(Ok(lag)) => {
                 shared.metrics.kafka.observe(true);
-                shared.metrics.lag.store(lag, Relaxed);
+                shared.metrics.measured_lag(lag);
             }
             Ok(Err(e)) => {
                 shared.metrics.kafka.observe(false);
@@ -594,19 +595,20 @@ async fn watch_dependencies(shared: Arc<Shared>) {
     }
 }
 
-fn lag(consumer: &KafkaConsumer, topic: &str) -> KafkaResult<i64> {
+/// Records behind the high watermark per assigned partition.
+fn lag(consumer: &KafkaConsumer, topic: &str) -> KafkaResult<BTreeMap<i32, i64>> {
     // Answers even with nothing assigned, so readiness also means "broker reachable".
     consumer.fetch_metadata(Some(topic), Duration::from_secs(2))?;
-    let mut total = 0;
+    let mut lag = BTreeMap::new();
     for element in consumer.position()?.elements() {
         // A partition we have not read from yet has no position: it does not count yet.
         if let Offset::Offset(position) = element.offset() {
             let (_, high) =
                 consumer.fetch_watermarks(topic, element.partition(), Duration::from_secs(2))?;
-            total += (high - position).max(0);
+            lag.insert(element.partition(), (high - position).max(0));
         }
     }
-    Ok(total)
+    Ok(lag)
 }
 
 struct Progress {

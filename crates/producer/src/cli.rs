@@ -82,6 +82,11 @@ pub struct Args {
     #[arg(long, env = "PRODUCER_LANDED_FILE")]
     pub landed_file: Option<std::path::PathBuf>,
 
+    /// When the run ends, push its outcome (users published, rejected, failed; success) to
+    /// this Prometheus Pushgateway, e.g. http://pushgateway:9091. A failed push is a warning.
+    #[arg(long, env = "PRODUCER_PUSHGATEWAY_URL")]
+    pub pushgateway_url: Option<reqwest::Url>,
+
     #[command(flatten)]
     pub log: LogArgs,
 }

@@ -174,11 +174,9 @@ pub async fn held_and_written(replicas: &[Replica]) -> (Vec<Vec<i32>>, Vec<u64>)
     (held, written)
 }
 
+/// A scraped `/metrics` family, its samples summed (0 when absent).
 pub fn metric(body: &str, name: &str) -> u64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    consumer::metrics::sample_sum(body, name)
 }
 
 pub fn partitions_of(body: &str) -> Vec<i32> {

@@ -31,13 +31,6 @@ async fn poll(url: &str, what: &str, done: impl Fn(u16, &str) -> bool) -> String
     }
 }
 
-fn metric(body: &str, name: &str) -> u64 {
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn a_registry_outage_mid_run_delays_records_and_dead_letters_none() {
     let s = Services::from_env();
@@ -79,7 +72,7 @@ async fn a_registry_outage_mid_run_delays_records_and_dead_letters_none() {
     cmd.args(["--http-addr", &format!("127.0.0.1:{port}")]);
     let mut child = cmd.spawn().expect("spawn consumer");
     poll(&format!("{base}/metrics"), "20 rows written", |_, b| {
-        metric(b, "consumer_rows_written_total") == 20
+        consumer::metrics::sample_sum(b, "consumer_rows_written_total") == 20
     })
     .await;
 
@@ -90,8 +83,8 @@ async fn a_registry_outage_mid_run_delays_records_and_dead_letters_none() {
         .collect();
     produce_raw(&s, &lane.topic, &borrowed);
     let metrics = poll(&format!("{base}/metrics"), "lookups retried", |_, b| {
-        metric(b, "consumer_retries_total") >= 10
-            && metric(b, "consumer_records_consumed_total") == 30
+        consumer::metrics::sample_sum(b, "consumer_retries_total") >= 10
+            && consumer::metrics::sample_sum(b, "consumer_records_consumed_total") == 30
     })
     .await;
     let health = poll(&format!("{base}/healthz"), "not ready", |status, _| {
@@ -99,8 +92,8 @@ async fn a_registry_outage_mid_run_delays_records_and_dead_letters_none() {
     })
     .await;
     let outcome = (
-        metric(&metrics, "consumer_rows_written_total"),
-        metric(&metrics, "consumer_records_dead_lettered_total"),
+        consumer::metrics::sample_sum(&metrics, "consumer_rows_written_total"),
+        consumer::metrics::sample_sum(&metrics, "consumer_records_dead_lettered_total"),
         record_count(&s, &lane.dlq),
         health.contains("registry=down") && health.contains("cassandra=up"),
     );
@@ -114,7 +107,7 @@ async fn a_registry_outage_mid_run_delays_records_and_dead_letters_none() {
     poll(
         &format!("{base}/metrics"),
         "30 rows written after the outage",
-        |_, b| metric(b, "consumer_rows_written_total") == 30,
+        |_, b| consumer::metrics::sample_sum(b, "consumer_rows_written_total") == 30,
     )
     .await;
     poll(&format!("{base}/healthz"), "ready again", |status, _| {

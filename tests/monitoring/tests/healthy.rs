@@ -1,0 +1,104 @@
+//! A healthy pipeline under Prometheus: producer runs one after another (as a DAG scheduled
+//! often would), one consumer replica writing, for 5 minutes. No alert may fire, and afterwards
+//! every panel of the Grafana dashboard must return series from this Prometheus (its pictures
+//! land in target/monitoring/). Runs beside the Airflow tests in tests/run: it touches no shared
+//! service, and Prometheus scrapes only the consumer it registers.
+
+use std::time::{Duration, Instant};
+
+use integration::api::FakeApi;
+use integration::bins;
+use integration::kafka::create_topic;
+use integration::pipeline::Lane;
+use integration::services::repo_root;
+use integration::Services;
+use monitoring_tests::{list, Monitoring, Replica};
+
+const HEALTHY_FOR: Duration = Duration::from_secs(300);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_run_fires_no_alert_and_fills_every_panel() {
+    let s = Services::from_env();
+    let m = Monitoring::from_env();
+    let lane = Lane::new("watched");
+    create_topic(&s, &lane.topic, 3).await;
+    let mut replica = Replica::spawn(&lane, &s, &[]);
+    let _target = m.scrape("healthy", &replica.addr);
+    let ready = format!("consumer_ready{{instance=\"{}\"}} == 1", replica.addr);
+    m.wait_for_series(
+        "Prometheus sees the consumer ready",
+        &ready,
+        Duration::from_secs(180),
+    )
+    .await;
+
+    // Earlier runs on this bed (a failed producer run's push) may still fire: the window
+    // starts once Alertmanager holds nothing.
+    m.wait_for_alerts("no alert left from before", Duration::from_secs(180), |a| {
+        a.is_empty()
+    })
+    .await;
+    let started = Instant::now();
+    let api = FakeApi::start().await;
+    let (mut runs, mut published) = (0, 0);
+    while started.elapsed() < HEALTHY_FOR {
+        let mut producer = bins::command("producer", &s);
+        producer
+            .args(["--api-url", &api.url(), "--topic", &lane.topic])
+            .args(["--duration", "20s", "--rate", "25", "--batch-size", "50"])
+            .args(["--pushgateway-url", &m.pushgateway]);
+        let out = bins::run(producer, Duration::from_secs(120)).await;
+        assert!(out.success, "producer run {runs}: {out}");
+        runs += 1;
+        published += out.summary("published") as i64;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while lane.count(&s).await < published {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {published} rows written; consumer log:\n{}",
+            lane.count(&s).await,
+            replica.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let window = started.elapsed().as_secs() + 10;
+    println!("{runs} producer runs, {published} users published and written in {window}s");
+
+    // Prometheus' own record of its alerts over the window: pending is allowed, firing is not.
+    let fired = m
+        .query(&format!(
+            "max_over_time(ALERTS{{alertstate=\"firing\"}}[{window}s])"
+        ))
+        .await;
+    assert!(fired.is_empty(), "alerts fired on a healthy run: {fired:?}");
+    let held = m.alerts().await;
+    assert!(
+        held.is_empty(),
+        "Alertmanager holds alerts: {}",
+        list(&held)
+    );
+    let pushed = m.query("producer_last_run_success == 1").await;
+    assert_eq!(pushed.len(), 1, "the last run's push: {pushed:?}");
+
+    // Every panel of the dashboard, queried as Grafana would over the run, drawn into target/.
+    let python = std::env::var("MONITORING_PYTHON").unwrap_or_else(|_| {
+        panic!("MONITORING_PYTHON is not set: tests/monitoring/run sets it (tests/stack monitoring-venv)")
+    });
+    let out_dir = repo_root().join("target/monitoring");
+    let dashboard = std::process::Command::new(python)
+        .arg(repo_root().join("tests/monitoring/dashboard.py"))
+        .args(["evaluate", "--prometheus", &m.prometheus, "--out"])
+        .arg(&out_dir)
+        .args(["--range-minutes", &(window / 60 + 1).to_string()])
+        .output()
+        .expect("run tests/monitoring/dashboard.py");
+    let report = String::from_utf8_lossy(&dashboard.stdout);
+    println!("{report}{}", String::from_utf8_lossy(&dashboard.stderr));
+    assert!(
+        dashboard.status.success(),
+        "a dashboard panel is empty or fails (above)"
+    );
+
+    replica.child.kill().await.expect("stop consumer");
+}

@@ -1,0 +1,63 @@
+"""Prometheus from Debian's `prometheus` package (2.42, as Compose's pinned image), evaluating
+Compose's own rule files (docker/monitoring/prometheus/rules/) at Compose's intervals and sending to
+the bed's Alertmanager. What differs from Compose is only how it finds consumers: no Docker DNS here,
+so the `consumer` job reads file_sd target files that tests write into
+.stack/data/prometheus/targets/ (PROMETHEUS_TARGETS_DIR), picked up within seconds."""
+import json
+import os
+
+import plumbing
+from plumbing import StackError
+from service import Service
+
+BIN = "/usr/bin/prometheus"
+RULES = os.path.join(plumbing.ROOT, "docker", "monitoring", "prometheus", "rules", "*.rules.yml")
+
+
+class Prometheus(Service):
+    kind = "prometheus"
+    stop_grace = 30   # writes its head block out on SIGTERM
+
+    def __init__(self, name="prometheus", host="127.0.0.1", port=9090, deps=(), alertmanager=None,
+                 pushgateway=None):
+        super().__init__(name, host, port, deps)
+        self.alertmanager, self.pushgateway = alertmanager, pushgateway
+
+    def url(self):
+        return "http://%s/" % self.address()
+
+    def targets(self):
+        return os.path.join(self.data, "targets")
+
+    def installed(self):
+        return os.access(BIN, os.X_OK)
+
+    def config(self):
+        """Compose's prometheus.yml with the bed's addresses; JSON, which is YAML too."""
+        return {
+            "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+            "rule_files": [RULES],
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [self.alertmanager.address()]}]}]},
+            "scrape_configs": [
+                {"job_name": "consumer",
+                 "file_sd_configs": [{"files": [os.path.join(self.targets(), "*.json")], "refresh_interval": "5s"}]},
+                {"job_name": "pushgateway", "honor_labels": True,
+                 "static_configs": [{"targets": [self.pushgateway.address()]}]},
+            ],
+        }
+
+    def command(self):
+        if not self.installed():
+            raise StackError("prometheus: no %s (tests/stack install-deps installs Debian's prometheus)" % BIN)
+        os.makedirs(self.targets(), exist_ok=True)
+        cfg = os.path.join(self.data, "prometheus.yml")
+        plumbing.write(cfg, json.dumps(self.config(), indent=1))
+        return [BIN, "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(self.data, "tsdb"),
+                "--storage.tsdb.retention.time=1d", "--web.listen-address=" + self.address()], self.data, None
+
+    def probe(self):
+        return plumbing.http("GET", self.url() + "-/ready")[0] == 200
+
+    def env(self):
+        return ["export PROMETHEUS_URL=%s" % self.url(),
+                "export PROMETHEUS_TARGETS_DIR=%s" % self.targets()]
