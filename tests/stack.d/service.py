@@ -124,3 +124,29 @@ class JvmService(Service):
             return False
         args = plumbing.cmdline(pid)
         return all(m.encode() in args for m in self.marker())
+
+
+class PackagedHttpService(Service):
+    """A single binary from a Debian package (installed by `tests/stack install-deps`) that answers
+    `GET /-/ready` when ready, as the Prometheus family does. Subclasses set the binary, its package
+    and the variable `tests/stack env` exports its URL in."""
+    binary = None
+    package = None
+    url_var = None
+
+    def url(self):
+        return "http://%s/" % self.address()
+
+    def installed(self):
+        return os.access(self.binary, os.X_OK)
+
+    def check_installed(self):
+        if not self.installed():
+            raise StackError("%s: no %s (tests/stack install-deps installs Debian's %s)"
+                             % (self.name, self.binary, self.package))
+
+    def probe(self):
+        return plumbing.http("GET", self.url() + "-/ready")[0] == 200
+
+    def env(self):
+        return ["export %s=%s" % (self.url_var, self.url())]

@@ -131,6 +131,29 @@ impl Monitoring {
         }
     }
 
+    /// A consumer replica of its own lane (a new topic with `partitions`), scraped by
+    /// Prometheus and seen ready there. The target goes with the replica.
+    pub async fn watched_replica(
+        &self,
+        services: &Services,
+        name: &str,
+        partitions: i32,
+        extra: &[&str],
+    ) -> Replica {
+        let lane = Lane::new(name);
+        integration::kafka::create_topic(services, &lane.topic, partitions).await;
+        let mut replica = Replica::spawn(&lane, services, extra);
+        replica.target = Some(self.scrape(name, &replica.addr));
+        let ready = format!("consumer_ready{{instance=\"{}\"}} == 1", replica.addr);
+        self.wait_for_series(
+            &format!("Prometheus sees consumer {name} ready"),
+            &ready,
+            Duration::from_secs(180),
+        )
+        .await;
+        replica
+    }
+
     /// Polls a PromQL query until it returns a series.
     pub async fn wait_for_series(&self, what: &str, expr: &str, limit: Duration) {
         let started = Instant::now();
@@ -178,9 +201,12 @@ impl Drop for Target {
 /// a file (a pipe nobody reads while it runs would stall it once full).
 #[derive(Debug)]
 pub struct Replica {
+    pub lane: Lane,
     pub child: tokio::process::Child,
     pub addr: String,
     pub log: PathBuf,
+    /// Its file_sd entry while Prometheus should scrape it.
+    target: Option<Target>,
 }
 
 impl Replica {
@@ -199,7 +225,13 @@ impl Replica {
             .stderr(file)
             .spawn()
             .expect("spawn consumer");
-        Replica { child, addr, log }
+        Replica {
+            lane: lane.clone(),
+            child,
+            addr,
+            log,
+            target: None,
+        }
     }
 
     /// The last lines it logged, for a failure message.

@@ -1,16 +1,17 @@
 //! Each alert fires on the fault it is for and resolves when the fault is gone, seen in the
 //! bed's real Alertmanager: Cassandra stopped under a writing consumer (ConsumerNotWriting,
-//! ConsumerRetrying{dependency="cassandra"}), a poison record (DeadLetters{kind="framing"}), a
-//! producer run that fails (ProducerRunFailed). Alone in its binary: it stops Cassandra.
+//! ConsumerRetrying{dependency="cassandra"}, ConsumerNotReady), a replica that hangs meanwhile
+//! (ConsumerDown), a poison record (DeadLetters{kind="framing"}), a producer run that fails
+//! (ProducerRunFailed). ConsumerLagGrowing needs 20 minutes of growth: its promtool unit tests
+//! cover it. Alone in its binary: it stops Cassandra.
 
 use std::time::Duration;
 
 use integration::api::{FakeApi, Reply};
 use integration::bins::{self, stack};
-use integration::kafka::{create_topic, produce_raw};
-use integration::pipeline::Lane;
+use integration::kafka::produce_raw;
 use integration::Services;
-use monitoring_tests::{has, Monitoring, Replica};
+use monitoring_tests::{has, Monitoring};
 
 const FIRE_WITHIN: Duration = Duration::from_secs(240);
 
@@ -18,17 +19,10 @@ const FIRE_WITHIN: Duration = Duration::from_secs(240);
 async fn alerts_fire_on_their_fault_and_resolve_after_it() {
     let s = Services::from_env();
     let m = Monitoring::from_env();
-    let lane = Lane::new("alerted");
-    create_topic(&s, &lane.topic, 3).await;
-    let mut replica = Replica::spawn(&lane, &s, &["--write-timeout", "2s"]);
-    let _target = m.scrape("alerts", &replica.addr);
-    let ready = format!("consumer_ready{{instance=\"{}\"}} == 1", replica.addr);
-    m.wait_for_series(
-        "Prometheus sees the consumer ready",
-        &ready,
-        Duration::from_secs(180),
-    )
-    .await;
+    let mut replica = m
+        .watched_replica(&s, "alerted", 3, &["--write-timeout", "2s"])
+        .await;
+    let lane = replica.lane.clone();
 
     // A steady stream for the whole test, so that lag grows while Cassandra is away.
     let api = FakeApi::start().await;
@@ -49,24 +43,40 @@ async fn alerts_fire_on_their_fault_and_resolve_after_it() {
     )
     .await;
 
-    // Cassandra away: nothing written while records wait, every write retried.
+    // A second replica, of its own group, that hangs (SIGSTOP: the process is there, its
+    // /metrics does not answer) for as long as Cassandra is away: ConsumerDown, in the same
+    // minutes as the outage's alerts.
+    let mut hung = m.watched_replica(&s, "hung", 1, &[]).await;
+    let pid = hung.child.id().expect("pid").to_string();
+
+    // Cassandra away: nothing written while records wait, every write retried, the writing
+    // replica not ready.
     stack(&["stop", "cassandra"]);
+    signal("-STOP", &pid);
     let outage = m
         .wait_for_alerts(
-            "ConsumerNotWriting and ConsumerRetrying{cassandra} fire",
+            "ConsumerNotWriting, ConsumerRetrying{cassandra}, ConsumerNotReady and ConsumerDown fire",
             FIRE_WITHIN,
             |a| {
                 has(a, "ConsumerNotWriting", None)
                     && has(a, "ConsumerRetrying", Some(("dependency", "cassandra")))
+                    && has(a, "ConsumerNotReady", Some(("instance", &replica.addr)))
+                    && has(a, "ConsumerDown", Some(("instance", &hung.addr)))
             },
         )
         .await;
     stack(&["start", "cassandra"]);
-    m.wait_for_alerts("they resolve once Cassandra is back", FIRE_WITHIN, |a| {
-        !has(a, "ConsumerNotWriting", None)
-            && !has(a, "ConsumerRetrying", None)
-            && !has(a, "ConsumerNotReady", None)
-    })
+    signal("-CONT", &pid);
+    m.wait_for_alerts(
+        "they resolve once Cassandra is back and the replica answers",
+        FIRE_WITHIN,
+        |a| {
+            !has(a, "ConsumerNotWriting", None)
+                && !has(a, "ConsumerRetrying", None)
+                && !has(a, "ConsumerNotReady", None)
+                && !has(a, "ConsumerDown", None)
+        },
+    )
     .await;
     println!(
         "Cassandra outage seen by Alertmanager after {:.0}s",
@@ -119,5 +129,15 @@ async fn alerts_fire_on_their_fault_and_resolve_after_it() {
 
     drop(stream);
     replica.child.kill().await.expect("stop consumer");
+    hung.child.kill().await.expect("stop the second consumer");
     println!("consumer log tail:\n{}", replica.log_tail());
+}
+
+/// Sends a signal to a process (SIGSTOP/SIGCONT: a hung process, not a stopped one).
+fn signal(which: &str, pid: &str) {
+    let status = std::process::Command::new("kill")
+        .args([which, pid])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {which} {pid}");
 }

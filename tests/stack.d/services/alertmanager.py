@@ -5,35 +5,22 @@ clustering off (it would bind 0.0.0.0:9094)."""
 import os
 
 import plumbing
-from plumbing import StackError
-from service import Service
+from service import PackagedHttpService
 
-BIN = "/usr/bin/prometheus-alertmanager"
 CONFIG = os.path.join(plumbing.ROOT, "docker", "monitoring", "alertmanager", "alertmanager.yml")
 
 
-class Alertmanager(Service):
+class Alertmanager(PackagedHttpService):
     kind = "alertmanager"
+    binary = "/usr/bin/prometheus-alertmanager"
+    package = "prometheus-alertmanager"
+    url_var = "ALERTMANAGER_URL"
 
     def __init__(self, name="alertmanager", host="127.0.0.1", port=9093, deps=()):
         super().__init__(name, host, port, deps)
 
-    def url(self):
-        return "http://%s/" % self.address()
-
-    def installed(self):
-        return os.access(BIN, os.X_OK)
-
     def command(self):
-        if not self.installed():
-            raise StackError("alertmanager: no %s (tests/stack install-deps installs Debian's "
-                             "prometheus-alertmanager)" % BIN)
+        self.check_installed()
         os.makedirs(self.data, exist_ok=True)
-        return [BIN, "--config.file=" + CONFIG, "--storage.path=" + self.data,
+        return [self.binary, "--config.file=" + CONFIG, "--storage.path=" + self.data,
                 "--web.listen-address=" + self.address(), "--cluster.listen-address="], self.data, None
-
-    def probe(self):
-        return plumbing.http("GET", self.url() + "-/ready")[0] == 200
-
-    def env(self):
-        return ["export ALERTMANAGER_URL=%s" % self.url()]

@@ -7,15 +7,16 @@ import json
 import os
 
 import plumbing
-from plumbing import StackError
-from service import Service
+from service import PackagedHttpService
 
-BIN = "/usr/bin/prometheus"
 RULES = os.path.join(plumbing.ROOT, "docker", "monitoring", "prometheus", "rules", "*.rules.yml")
 
 
-class Prometheus(Service):
+class Prometheus(PackagedHttpService):
     kind = "prometheus"
+    binary = "/usr/bin/prometheus"
+    package = "prometheus"
+    url_var = "PROMETHEUS_URL"
     stop_grace = 30   # writes its head block out on SIGTERM
 
     def __init__(self, name="prometheus", host="127.0.0.1", port=9090, deps=(), alertmanager=None,
@@ -23,14 +24,8 @@ class Prometheus(Service):
         super().__init__(name, host, port, deps)
         self.alertmanager, self.pushgateway = alertmanager, pushgateway
 
-    def url(self):
-        return "http://%s/" % self.address()
-
     def targets(self):
         return os.path.join(self.data, "targets")
-
-    def installed(self):
-        return os.access(BIN, os.X_OK)
 
     def config(self):
         """Compose's prometheus.yml with the bed's addresses; JSON, which is YAML too."""
@@ -47,17 +42,12 @@ class Prometheus(Service):
         }
 
     def command(self):
-        if not self.installed():
-            raise StackError("prometheus: no %s (tests/stack install-deps installs Debian's prometheus)" % BIN)
+        self.check_installed()
         os.makedirs(self.targets(), exist_ok=True)
         cfg = os.path.join(self.data, "prometheus.yml")
         plumbing.write(cfg, json.dumps(self.config(), indent=1))
-        return [BIN, "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(self.data, "tsdb"),
+        return [self.binary, "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(self.data, "tsdb"),
                 "--storage.tsdb.retention.time=1d", "--web.listen-address=" + self.address()], self.data, None
 
-    def probe(self):
-        return plumbing.http("GET", self.url() + "-/ready")[0] == 200
-
     def env(self):
-        return ["export PROMETHEUS_URL=%s" % self.url(),
-                "export PROMETHEUS_TARGETS_DIR=%s" % self.targets()]
+        return super().env() + ["export PROMETHEUS_TARGETS_DIR=%s" % self.targets()]
