@@ -513,9 +513,10 @@ class Prometheus:
         self.url = url.rstrip("/")
 
     def get(self, path, params):
-        data = urllib.parse.urlencode(params, doseq=True).encode()
-        request = urllib.request.Request(f"{self.url}{path}", data=data, method="POST",
-                                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+        # GET: Prometheus serves /api/v1/label/<name>/values on GET only (405 on POST), and every
+        # query here is short enough for a URL.
+        query = urllib.parse.urlencode(params, doseq=True)
+        request = urllib.request.Request(f"{self.url}{path}?{query}", method="GET")
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 body = json.load(response)
