@@ -33,7 +33,8 @@ COPY tests/integration/Cargo.toml tests/integration/Cargo.toml
 # they are never built here) let cargo load the workspace.
 COPY tests/cluster/Cargo.toml tests/cluster/Cargo.toml
 COPY tests/secure/Cargo.toml tests/secure/Cargo.toml
-RUN for d in crates/domain crates/common crates/producer crates/consumer crates/bench tests/integration tests/cluster tests/secure; do \
+COPY tests/monitoring/Cargo.toml tests/monitoring/Cargo.toml
+RUN for d in crates/domain crates/common crates/producer crates/consumer crates/bench tests/integration tests/cluster tests/secure tests/monitoring; do \
       mkdir -p "$d/src" && : > "$d/src/lib.rs"; \
     done \
  && for b in producer consumer; do echo 'fn main() {}' > "crates/$b/src/main.rs"; done \

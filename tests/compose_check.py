@@ -311,6 +311,16 @@ def check_builder():
             return ["%s: no '%s ... %s' block" % (rel, BUILDER_START, BUILDER_END)]
         stages[rel] = stage
     a, b = stages[RUST_DOCKERFILE], stages[AIRFLOW_DOCKERFILE]
+    # cargo loads the whole workspace even for `-p producer -p consumer`: a member whose manifest
+    # the builder does not copy fails the image build ("failed to load manifest").
+    members = re.search(r"^members\s*=\s*\[([^\]]*)\]", open(os.path.join(ROOT, "Cargo.toml")).read(), re.M)
+    copied = {l.split()[1] for l in a if l.startswith("COPY ")}
+    missing = [m for m in re.findall(r'"([^"]+)"', members.group(1) if members else "")
+               if m + "/Cargo.toml" not in copied]
+    if missing:
+        return ["%s: the builder stage does not copy the manifest of workspace member(s) %s (COPY "
+                "<member>/Cargo.toml, and a stub src/lib.rs in the RUN after it)"
+                % (RUST_DOCKERFILE, ", ".join(missing))]
     if a != b:
         for i, (x, y) in enumerate(zip(a + [""] * len(b), b + [""] * len(a))):
             if x != y:
