@@ -3,12 +3,26 @@
 use scylla::value::CqlTimestamp;
 use scylla::{DeserializeRow, SerializeRow};
 
-/// The CQL that creates the keyspace and table, with `{keyspace}` and
-/// `{replication}` placeholders; see [`schema_statements`].
+/// The CQL that creates the keyspace and table, with `{keyspace}`,
+/// `{replication}` and `{table_id}` placeholders; see [`schema_statements`].
 pub const CQL: &str = include_str!("../../../schemas/cassandra.cql");
 
 /// Table name inside the keyspace.
 pub const TABLE: &str = "created_users";
+
+/// Namespace of [`table_id`]'s name-based UUIDs (this project's, made once at random).
+const TABLE_ID_NAMESPACE: uuid::Uuid = uuid::uuid!("6386871a-e581-445b-b68b-2487994a9646");
+
+/// The id `created_users` is created with in `keyspace`: a UUID named after the
+/// keyspace and table, so every replica's `CREATE TABLE` creates the same table.
+/// Created concurrently through different nodes with ids of their own, Cassandra
+/// would keep one and drop the other, with any rows already written to it.
+pub fn table_id(keyspace: &str) -> uuid::Uuid {
+    uuid::Uuid::new_v5(
+        &TABLE_ID_NAMESPACE,
+        format!("{keyspace}.{TABLE}").as_bytes(),
+    )
+}
 
 /// A row of `created_users`. Field order and names are the table's columns, so
 /// the same struct binds the INSERT and reads rows back.
@@ -96,6 +110,7 @@ pub fn schema_statements(keyspace: &str, replication: &str) -> Vec<String> {
         .map(|s| {
             s.replace("{keyspace}", keyspace)
                 .replace("{replication}", replication)
+                .replace("{table_id}", &table_id(keyspace).to_string())
         })
         .collect()
 }
@@ -111,6 +126,14 @@ mod tests {
         assert!(stmts[0].starts_with("CREATE KEYSPACE IF NOT EXISTS ks"));
         assert!(stmts[0].ends_with("'replication_factor': 1}"));
         assert!(stmts[1].starts_with("CREATE TABLE IF NOT EXISTS ks.created_users"));
+        assert!(stmts[1].ends_with(&format!("WITH ID = {}", table_id("ks"))));
+    }
+
+    #[test]
+    fn table_id_is_the_same_for_every_replica_and_differs_by_keyspace() {
+        assert_eq!(table_id("ks"), table_id("ks"));
+        assert_ne!(table_id("ks"), table_id("other"));
+        assert_eq!(table_id("ks").get_version_num(), 5);
     }
 
     #[test]

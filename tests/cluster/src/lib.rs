@@ -12,6 +12,8 @@ use integration::pipeline::Lane;
 use integration::Services;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
+use scylla::client::execution_profile::ExecutionProfile;
+use scylla::policies::load_balancing::{NodeIdentifier, SingleTargetLoadBalancingPolicy};
 use scylla::response::PagingState;
 use scylla::statement::unprepared::Statement;
 use scylla::statement::Consistency;
@@ -237,6 +239,46 @@ pub async fn rows_at_quorum(services: &Services, keyspace: &str) -> Result<(u64,
         }
     }
     Ok((rows, ids.len() as u64))
+}
+
+/// The id of the lane's `created_users` as each node's own schema holds it (asked of every
+/// node in turn), with the node's address.
+pub async fn table_ids(
+    services: &Services,
+    keyspace: &str,
+) -> Result<Vec<(String, uuid::Uuid)>, String> {
+    let session = services.cassandra_session().await;
+    let mut ids = Vec::new();
+    for node in session.get_cluster_state().get_nodes_info() {
+        let mut statement = Statement::new(
+            "SELECT id FROM system_schema.tables WHERE keyspace_name = ? AND table_name = ?",
+        );
+        statement.set_execution_profile_handle(Some(
+            ExecutionProfile::builder()
+                .load_balancing_policy(SingleTargetLoadBalancingPolicy::new(
+                    NodeIdentifier::Node(node.clone()),
+                    None,
+                ))
+                .build()
+                .into_handle(),
+        ));
+        let (id,) = session
+            .query_unpaged(statement, (keyspace, domain::row::TABLE))
+            .await
+            .map_err(|e| format!("system_schema.tables on {}: {e}", node.address))?
+            .into_rows_result()
+            .map_err(|e| format!("rows: {e}"))?
+            .single_row::<(uuid::Uuid,)>()
+            .map_err(|e| {
+                format!(
+                    "{} has no table {keyspace}.{}: {e}",
+                    node.address,
+                    domain::row::TABLE
+                )
+            })?;
+        ids.push((node.address.to_string(), id));
+    }
+    Ok(ids)
 }
 
 /// Kafka is whole again: every broker in the metadata and every partition of `topic` with

@@ -4,11 +4,14 @@
 //! every one of them must come up ready (/healthz answers 200 only once the Cassandra schema
 //! is applied) instead of dying on the schema step (e.g. "Keyspace ... doesn't exist" on
 //! CREATE TABLE while another replica's CREATE KEYSPACE is still settling on the ring).
+//! Every node then holds the table under the one id every replica asked for: two replicas'
+//! CREATE TABLE going through different nodes with ids of their own would have made Cassandra
+//! drop one of the two tables (and the rows written to it) when the schemas merged.
 //! Ten rounds, each on a brand-new lane; nothing is published.
 
 use std::time::{Duration, Instant};
 
-use cluster_tests::Replica;
+use cluster_tests::{table_ids, Replica};
 use integration::pipeline::Lane;
 use integration::Services;
 
@@ -31,7 +34,12 @@ async fn replicas_started_at_once_on_a_new_keyspace_all_become_ready() {
             .map(|_| Replica::spawn(&lane, &s, "QUORUM"))
             .collect();
         let started = Instant::now();
-        let outcome = all_ready(&http, &mut replicas, started).await;
+        let mut outcome = all_ready(&http, &mut replicas, started).await;
+        if outcome.is_ok() {
+            if let Err(why) = one_table_id(&s, &lane.keyspace).await {
+                outcome = Err(why);
+            }
+        }
         for r in &mut replicas {
             let _ = r.child.start_kill();
             let _ = r.child.wait().await;
@@ -51,6 +59,19 @@ async fn replicas_started_at_once_on_a_new_keyspace_all_become_ready() {
                     .join("\n\n")
             ),
         }
+    }
+}
+
+/// Every node holds the lane's table under `domain::row::table_id`.
+async fn one_table_id(s: &Services, keyspace: &str) -> Result<(), String> {
+    let expected = domain::row::table_id(keyspace);
+    let ids = table_ids(s, keyspace).await?;
+    if ids.len() == 3 && ids.iter().all(|(_, id)| *id == expected) {
+        Ok(())
+    } else {
+        Err(format!(
+            "table ids per node {ids:?}, every replica created {expected}"
+        ))
     }
 }
 
