@@ -26,14 +26,14 @@ impl Series {
     }
 }
 
-/// The bench's last lines: both means with their spread, and the ratio of the means with
-/// the spread of the per-round ratios.
-pub fn report(what: &str, pipeline: &Series, bare: &Series, unit: &str) {
+/// A comparison's lines: both means (`digits` decimals) with their spread, and the ratio
+/// of the means with the spread of the per-round ratios, against `goal` (e.g. ">= 0.90").
+pub fn report(what: &str, pipeline: &Series, bare: &Series, unit: &str, digits: usize, goal: &str) {
     let ratios = Series(pipeline.0.iter().zip(&bare.0).map(|(p, b)| p / b).collect());
-    println!("{what}: pipeline {} {unit}", pipeline.describe(0));
-    println!("{what}: bare     {} {unit}", bare.describe(0));
+    println!("{what}: pipeline {} {unit}", pipeline.describe(digits));
+    println!("{what}: bare     {} {unit}", bare.describe(digits));
     println!(
-        "{what}: ratio    {:.2} (per round {}; goal >= 0.90)",
+        "{what}: ratio    {:.2} (per round {}; goal {goal})",
         pipeline.mean() / bare.mean(),
         ratios.describe(2)
     );

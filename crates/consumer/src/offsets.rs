@@ -23,6 +23,9 @@ struct Partition {
 #[derive(Debug, Default)]
 pub struct Tracker {
     partitions: HashMap<i32, Partition>,
+    /// Threads in [`SharedTracker::wait_drained`]: only then is a finish worth a wake-up
+    /// (a condvar's notify is a system call, and every row finishes).
+    waiting: usize,
 }
 
 impl Tracker {
@@ -116,14 +119,26 @@ impl SharedTracker {
     }
 
     pub fn finish(&self, partition: i32, offset: i64) -> Option<i64> {
-        let moved = self.lock().finish(partition, offset);
-        self.changed.notify_all();
+        let mut tracker = self.lock();
+        let moved = tracker.finish(partition, offset);
+        self.wake(tracker);
         moved
     }
 
     pub fn abandon(&self, partition: i32, offset: i64) {
-        self.lock().abandon(partition, offset);
-        self.changed.notify_all();
+        let mut tracker = self.lock();
+        tracker.abandon(partition, offset);
+        self.wake(tracker);
+    }
+
+    /// Wakes the waiters, if any, after a change made under `tracker`'s lock (a waiter counts
+    /// itself under the same lock, so none can be missed).
+    fn wake(&self, tracker: std::sync::MutexGuard<'_, Tracker>) {
+        let waiting = tracker.waiting > 0;
+        drop(tracker);
+        if waiting {
+            self.changed.notify_all();
+        }
     }
 
     pub fn in_flight(&self) -> usize {
@@ -143,21 +158,24 @@ impl SharedTracker {
     pub fn wait_drained(&self, partitions: Option<&[i32]>, timeout: Duration) -> usize {
         let deadline = Instant::now() + timeout;
         let mut guard = self.lock();
-        loop {
+        guard.waiting += 1;
+        let left = loop {
             let left = match partitions {
                 Some(ps) => guard.in_flight_of(ps),
                 None => guard.in_flight(),
             };
             let now = Instant::now();
             if left == 0 || now >= deadline {
-                return left;
+                break left;
             }
             guard = self
                 .changed
                 .wait_timeout(guard, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
-        }
+        };
+        guard.waiting -= 1;
+        left
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Tracker> {

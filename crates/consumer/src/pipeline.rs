@@ -1,7 +1,7 @@
-//! The consume loop: poll Kafka, hand each record to a task that decodes,
-//! transforms and writes it (retrying until it is durable or dead-lettered),
-//! and store each partition's offset only once every earlier record of that
-//! partition is done.
+//! The consume loop: poll Kafka, hand each record to the writer task, which
+//! decodes, transforms and writes it (retrying until it is durable or
+//! dead-lettered) concurrently with the others in flight, and store each
+//! partition's offset only once every earlier record of that partition is done.
 //!
 //! Failures act by class (`common::fault`): transient ones are retried with
 //! backoff (fetching pauses when nothing finishes; the group keeps us); poison
@@ -20,6 +20,7 @@ use common::fault::{Class, Fault};
 use common::kafka::{Alarm, AlarmContext, Alarmed, Guarded};
 use common::registry::Registry;
 use common::storm::Storm;
+use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
@@ -28,6 +29,7 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::cli::Args;
 use crate::decode::Decoder;
@@ -188,7 +190,7 @@ fn commit<C: Consumer<PipelineContext>>(consumer: &C, why: &str) {
 
 type KafkaConsumer = StreamConsumer<PipelineContext>;
 
-/// Everything a record's task needs.
+/// Everything the writer needs.
 struct Shared {
     consumer: Arc<KafkaConsumer>,
     tracker: Arc<SharedTracker>,
@@ -355,6 +357,9 @@ pub async fn run(
     });
     let mut stopping = shared.stopping.subscribe();
     let watcher = tokio::spawn(watch_dependencies(shared.clone()));
+    // Unbounded: the in-flight limit below bounds it.
+    let (work, records) = tokio::sync::mpsc::unbounded_channel();
+    let writer = tokio::spawn(write(shared.clone(), records));
     tracing::info!(topic = %args.kafka.topic, group = %args.group_id, "consuming");
 
     let max_in_flight = args.max_in_flight as usize;
@@ -391,7 +396,8 @@ pub async fn run(
                 last_record = Instant::now();
                 metrics.consumed();
                 tracker.begin(message.partition(), message.offset());
-                tokio::spawn(process(shared.clone(), message));
+                // The writer task outlives this loop: it cannot have gone.
+                let _ = work.send(message);
             }
             _ = shared.finished.notified(), if full && !paused => {}
             _ = tick.tick() => {
@@ -435,6 +441,8 @@ pub async fn run(
     commit(consumer.as_ref(), "exit");
     consumer.context().closing.store(true, Relaxed);
     watcher.abort();
+    // Rows still in flight after the grace are not committed; they are re-delivered.
+    writer.abort();
     let summary = Summary {
         consumed: metrics.consumed.load(Relaxed),
         written: metrics.written.load(Relaxed),
@@ -451,11 +459,34 @@ pub async fn run(
     }
 }
 
+/// The writer: every record in flight is a future in one `FuturesUnordered`,
+/// polled by this one task, rather than a task of its own (a task per row cost
+/// an allocation and a trip through the scheduler each). A task apart from the
+/// poll loop, because a revoke waits for these rows inside that loop's `recv`.
+async fn write(shared: Arc<Shared>, mut records: UnboundedReceiver<OwnedMessage>) {
+    let mut writing = FuturesUnordered::new();
+    let mut batch = Vec::with_capacity(64);
+    loop {
+        tokio::select! {
+            // Finishing rows first frees their slots before taking more.
+            biased;
+            Some(()) = writing.next(), if !writing.is_empty() => {}
+            taken = records.recv_many(&mut batch, 64) => {
+                if taken == 0 {
+                    break;
+                }
+                writing.extend(batch.drain(..).map(|message| process(&shared, message)));
+            }
+        }
+    }
+    while writing.next().await.is_some() {}
+}
+
 /// One record, start to finish: written, dead-lettered, or (on a fatal
 /// fault) abandoned, so that its offset is never committed by this run.
-async fn process(shared: Arc<Shared>, message: OwnedMessage) {
+async fn process(shared: &Shared, message: OwnedMessage) {
     let (partition, offset) = (message.partition(), message.offset());
-    match handle(&shared, &message).await {
+    match handle(shared, &message).await {
         Ok(()) => {
             shared.tracker.finish(partition, offset);
         }

@@ -26,9 +26,22 @@ pub fn schema() -> &'static Schema {
 
 /// Encodes `user` as a bare Avro datum (no registry framing).
 pub fn to_datum(user: &User) -> Result<Vec<u8>, apache_avro::Error> {
-    GenericDatumWriter::builder(schema())
-        .build()?
-        .write_ser_to_vec(user)
+    let mut datum = Vec::new();
+    write_datum(user, &mut datum)?;
+    Ok(datum)
+}
+
+/// Appends `user`'s bare Avro datum to `out`: serialized straight from the struct
+/// by a writer built once (no value tree, no per-record schema work).
+pub fn write_datum(user: &User, out: &mut Vec<u8>) -> Result<usize, apache_avro::Error> {
+    static WRITER: OnceLock<GenericDatumWriter<'static>> = OnceLock::new();
+    WRITER
+        .get_or_init(|| {
+            GenericDatumWriter::builder(schema())
+                .build()
+                .expect("schemas/user.avsc resolves")
+        })
+        .write_ser(out, user)
 }
 
 /// Reads a bare Avro datum written with `writer` into a [`User`], resolving it

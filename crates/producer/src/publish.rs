@@ -57,6 +57,10 @@ pub struct Publisher {
     strategy: SubjectNameStrategy,
     registry_url: String,
     topic: String,
+    /// The id the registry gave schemas/user.avsc ([`Publisher::register_schema`]).
+    schema_id: Option<u32>,
+    /// One record's framed value, reused for the next (librdkafka copies it).
+    payload: Vec<u8>,
     pending: FuturesUnordered<DeliveryFuture>,
     stats: Delivered,
 }
@@ -96,6 +100,8 @@ impl Publisher {
             strategy: value_strategy(topic),
             registry_url: registry_url.to_string(),
             topic: topic.to_string(),
+            schema_id: None,
+            payload: Vec::new(),
             pending: FuturesUnordered::new(),
             stats: Delivered::default(),
         }
@@ -119,10 +125,7 @@ impl Publisher {
                 .await
             {
                 Ok(schema) => {
-                    // The encoder now caches the registered schema under the subject; a
-                    // strategy without the schema text spares a 5 KB clone per record.
-                    self.strategy =
-                        SubjectNameStrategy::TopicNameStrategy(self.topic.clone(), false);
+                    self.schema_id = Some(schema.id);
                     return Ok(schema.id);
                 }
                 Err(e) => e,
@@ -167,23 +170,32 @@ impl Publisher {
         }
     }
 
-    /// Encodes `user` and hands it to Kafka, keyed by `login.uuid`.
+    /// Encodes `user` with the registered schema, in the registry's wire format (magic byte 0,
+    /// the schema id, the Avro datum), and hands it to Kafka, keyed by `login.uuid`.
     pub async fn publish(&mut self, user: &User) -> Result<()> {
-        match self.encoder.encode_struct(user, &self.strategy).await {
-            Ok(payload) => {
+        let Some(schema_id) = self.schema_id else {
+            bail!("publishing before the schema is registered (register_schema)");
+        };
+        let mut payload = std::mem::take(&mut self.payload);
+        payload.clear();
+        payload.push(0);
+        payload.extend_from_slice(&schema_id.to_be_bytes());
+        let published = match domain::avro::write_datum(user, &mut payload) {
+            Ok(_) => {
                 self.publish_encoded(user.login.uuid.as_bytes(), &payload)
                     .await
             }
             Err(e) => {
                 self.stats.unencodable += 1;
                 self.note_failure(format!(
-                    "could not encode user {} as Avro: {}",
-                    user.login.uuid,
-                    describe(&e)
+                    "could not encode user {} as Avro: {e}",
+                    user.login.uuid
                 ));
                 Ok(())
             }
-        }
+        };
+        self.payload = payload;
+        published
     }
 
     /// Hands already-framed bytes to Kafka. Waits for room when the client's

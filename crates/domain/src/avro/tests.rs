@@ -30,6 +30,37 @@ fn what_the_code_writes_reads_back_with_the_avsc_as_reader() {
 }
 
 #[test]
+fn the_direct_writer_writes_the_bytes_of_the_value_tree_encoding() {
+    // What schema_registry_converter's encode_struct did (struct → Value → datum), byte for
+    // byte: records published before and after the direct writer are the same.
+    let writer = GenericDatumWriter::builder(schema())
+        .build()
+        .expect("writer");
+    let mut appended = vec![7u8];
+    for user in users() {
+        let value = apache_avro::to_value(&user)
+            .expect("to value")
+            .resolve(schema())
+            .expect("resolves");
+        let expected = writer.write_value_to_vec(value).expect("encodes");
+        assert_eq!(
+            to_datum(&user).expect("encodes"),
+            expected,
+            "{}",
+            user.login.uuid
+        );
+        let before = appended.len();
+        write_datum(&user, &mut appended).expect("appends");
+        assert_eq!(
+            &appended[before..],
+            &expected[..],
+            "appended after what was there"
+        );
+    }
+    assert_eq!(appended[0], 7, "what was in the buffer stays");
+}
+
+#[test]
 fn what_the_avsc_writes_reads_back_into_the_code() {
     // Build the datum from the schema alone (generic Values), then read it as a struct.
     let user = &users()[3];
