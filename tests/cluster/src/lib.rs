@@ -137,8 +137,20 @@ impl Replica {
     /// answers must fail the test, not hang it; on two saturated cores a scrape can take
     /// seconds).
     pub async fn metrics(&self) -> String {
+        // One client for every scrape: a client per call loads the TLS roots each time,
+        // CPU the sampling loops take from the replicas they measure. No idle connections:
+        // tests in one binary run on runtimes of their own.
+        static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+        let client = CLIENT.get_or_init(|| {
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .expect("an HTTP client")
+        });
         let get = async {
-            reqwest::get(format!("http://{}/metrics", self.addr))
+            client
+                .get(format!("http://{}/metrics", self.addr))
+                .send()
                 .await?
                 .text()
                 .await
