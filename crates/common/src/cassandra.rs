@@ -284,6 +284,15 @@ impl CassandraArgs {
             // much less: a node starved of CPU for a few seconds is slow, not gone.
             .keepalive_interval(Duration::from_secs(5))
             .keepalive_timeout(Duration::from_secs(15))
+            // The driver reads the cluster's schema at start-up, on every schema change and
+            // each minute; by default every table and column of every keyspace, with 30 s per
+            // query. Routing needs only our keyspace's replication. A replica starting beside
+            // a node still catching up after a restart waited 70 s on those reads, and N
+            // replicas reading all of system_schema add load to a cluster already short of it.
+            // (CQL folds the unquoted name to lower case; so does system_schema.)
+            .keyspaces_to_fetch([self.keyspace.to_lowercase()])
+            .fetch_full_schema_metadata(false)
+            .metadata_request_clientside_timeout(self.write_timeout)
             .default_execution_profile_handle(profile.into_handle());
         if let (Some(user), Some(password)) = (&self.username, &self.password) {
             builder = builder.user(user, password.expose());
