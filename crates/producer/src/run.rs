@@ -179,6 +179,10 @@ pub fn spawn_fetcher(source: ApiSource, plan: Plan) -> mpsc::Receiver<Fetched> {
     rx
 }
 
+/// The paced producer publishes in bursts this far apart (at most: at 1 000 users/s, 10
+/// users every 10 ms).
+const PACE_TICK: Duration = Duration::from_millis(10);
+
 /// How fast to publish and how often to say so.
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
@@ -220,7 +224,13 @@ pub async fn publish_pages(
             if pace.rate > 0.0 {
                 let due = started
                     + Duration::from_secs_f64(publisher.stats().enqueued as f64 / pace.rate);
-                tokio::time::sleep_until(due.into()).await;
+                // A tick's users at once, not one wake per user: a sleep per user woke this
+                // task and librdkafka's broker thread a thousand times a second at 1 000/s
+                // and cost 300-700 µs of CPU per user, against about 20 unpaced. The rate
+                // over any second is unchanged.
+                if due.saturating_duration_since(Instant::now()) >= PACE_TICK {
+                    tokio::time::sleep_until(due.into()).await;
+                }
             }
             if let Err(e) = publisher.publish(user).await {
                 return (summary, Some(format!("{e:#}")));
