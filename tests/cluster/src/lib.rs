@@ -212,12 +212,25 @@ pub async fn start_producer(
     rate: u64,
 ) -> (FakeApi, Child) {
     let api = FakeApi::start().await;
+    let producer = spawn_producer(&api, lane, services, count, rate);
+    (api, producer)
+}
+
+/// The producer binary publishing `count` users at `rate`/s from `api` (which the caller may
+/// have told to hold a part back).
+pub fn spawn_producer(
+    api: &FakeApi,
+    lane: &Lane,
+    services: &Services,
+    count: u64,
+    rate: u64,
+) -> Child {
     let mut cmd = bins::command("producer", services);
     cmd.args(["--api-url", &api.url(), "--topic", &lane.topic])
         .args(["--count", &count.to_string(), "--rate", &rate.to_string()])
         .args(TOPIC_FLAGS)
         .args(["--progress-interval", "2s"]);
-    (api, cmd.spawn().expect("spawn producer"))
+    cmd.spawn().expect("spawn producer")
 }
 
 /// (rows, distinct ids) of the lane's table, read at QUORUM (page by page).

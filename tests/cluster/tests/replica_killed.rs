@@ -4,9 +4,10 @@
 use std::time::Duration;
 
 use cluster_tests::{
-    dead_lettered, held_and_written, partitions_of, start_producer, wait_all_written, wait_for,
+    dead_lettered, held_and_written, partitions_of, spawn_producer, wait_all_written, wait_for,
     Replica, PARTITIONS,
 };
+use integration::api::FakeApi;
 use integration::bins;
 use integration::pipeline::Lane;
 use integration::Services;
@@ -21,14 +22,12 @@ async fn a_killed_replicas_partitions_move_to_the_others_and_nothing_is_lost() {
     let mut replicas: Vec<Replica> = (0..3)
         .map(|_| Replica::spawn(&lane, &s, "QUORUM"))
         .collect();
-    let (_api, mut producer) = start_producer(&lane, &s, COUNT, 2000).await;
-
     let victim_partitions = wait_for(
-        "each replica holds 2 partitions and writes",
+        "each replica holds 2 partitions",
         Duration::from_secs(120),
         || async {
-            let (held, written) = held_and_written(&replicas).await;
-            if held.iter().all(|p| p.len() == PARTITIONS / 3) && written[0] > 0 {
+            let (held, _) = held_and_written(&replicas).await;
+            if held.iter().all(|p| p.len() == PARTITIONS / 3) {
                 Ok(held[0].clone())
             } else {
                 let idle: Vec<String> = replicas
@@ -38,9 +37,28 @@ async fn a_killed_replicas_partitions_move_to_the_others_and_nothing_is_lost() {
                     .map(|(r, _)| r.log_tail())
                     .collect();
                 Err(format!(
-                    "partitions {held:?}, rows {written:?}; replicas without partitions: {}",
+                    "partitions {held:?}; replicas without partitions: {}",
                     idle.join("\n")
                 ))
+            }
+        },
+    )
+    .await;
+
+    // The replica dies mid-run by construction: the API holds the producer's second half
+    // until it is dead (see node_faults.rs).
+    let api = FakeApi::start().await;
+    api.hold_after(COUNT as usize / 2);
+    let mut producer = spawn_producer(&api, &lane, &s, COUNT, 2000);
+    wait_for(
+        "the replica to be killed writes",
+        Duration::from_secs(120),
+        || async {
+            let written = replicas[0].metric("consumer_rows_written_total").await;
+            if written > 0 {
+                Ok(())
+            } else {
+                Err("no rows yet".to_string())
             }
         },
     )
@@ -54,6 +72,7 @@ async fn a_killed_replicas_partitions_move_to_the_others_and_nothing_is_lost() {
     let mut victim = replicas.remove(0);
     victim.child.start_kill().expect("kill replica");
     victim.child.wait().await.expect("reap replica");
+    api.release();
 
     let taken = wait_for(
         "the two survivors hold all six partitions",

@@ -46,12 +46,15 @@ struct State {
     pages_served: usize,
     requests: usize,
     served: Vec<Value>,
+    /// Once this many users are served, page requests wait for `release`.
+    hold_after: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
 pub struct FakeApi {
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
+    released: Arc<tokio::sync::Notify>,
 }
 
 pub fn fixture(name: &str) -> String {
@@ -74,6 +77,7 @@ impl FakeApi {
         let api = FakeApi {
             addr,
             state: state.clone(),
+            released: Arc::default(),
         };
         let server = api.clone();
         tokio::spawn(async move {
@@ -96,6 +100,21 @@ impl FakeApi {
     /// After `pages` good pages, answer every request with `reply`.
     pub fn fail_after(&self, pages: usize, reply: Reply) {
         self.state.lock().expect("lock").fail_after = Some((pages, reply));
+    }
+
+    /// Once `users` users are served, holds every further page request until [`release`]:
+    /// a producer of more than `users` is then certainly still running, with more to
+    /// publish, however slow the machine (a fault test's "mid-run" is no race).
+    ///
+    /// [`release`]: FakeApi::release
+    pub fn hold_after(&self, users: usize) {
+        self.state.lock().expect("lock").hold_after = Some(users);
+    }
+
+    /// Answers the held requests, and all after them.
+    pub fn release(&self) {
+        self.state.lock().expect("lock").hold_after = None;
+        self.released.notify_waiters();
     }
 
     /// Every user served so far, as the JSON the API sent (credentials included).
@@ -135,7 +154,10 @@ impl FakeApi {
                 tokio::time::sleep(delay).await;
                 (200, vec![], self.page(results))
             }
-            None => (200, vec![], self.page(results)),
+            None => {
+                self.wait_while_held().await;
+                (200, vec![], self.page(results))
+            }
         };
         let mut head = format!(
             "HTTP/1.1 {status} X\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -147,6 +169,21 @@ impl FakeApi {
         head.push_str("\r\n");
         let _ = stream.write_all(head.as_bytes()).await;
         let _ = stream.write_all(body.as_bytes()).await;
+    }
+
+    async fn wait_while_held(&self) {
+        loop {
+            // Registered before the check, so a `release` between the two is not missed.
+            let released = self.released.notified();
+            let held = {
+                let s = self.state.lock().expect("lock");
+                s.hold_after.is_some_and(|n| s.served.len() >= n)
+            };
+            if !held {
+                return;
+            }
+            released.await;
+        }
     }
 
     /// A page of `n` users cycling through the fixture's quirks, each with a fresh uuid.

@@ -94,6 +94,16 @@ pub async fn run(mut cmd: Command, limit: Duration) -> Output {
     finish(child, limit).await
 }
 
+/// Sends SIGTERM (what Compose and Airflow send to stop a run) to a running binary.
+pub fn terminate(child: &Child) {
+    let pid = child.id().expect("the binary is still running").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -TERM {pid}");
+}
+
 pub async fn finish(child: Child, limit: Duration) -> Output {
     let out = tokio::time::timeout(limit, child.wait_with_output())
         .await

@@ -277,12 +277,7 @@ async fn health_and_metrics_report_the_run_and_sigterm_stops_it_cleanly() {
     );
 
     // SIGTERM (what Compose sends): finish, commit, exit 0.
-    let pid = child.id().expect("pid").to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    bins::terminate(&child);
     let out = bins::finish(child, LIMIT).await;
     assert!(out.success, "{out}");
     assert!(out.stderr.contains("SIGTERM received"), "{out}");
