@@ -1,6 +1,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use common::cassandra::CassandraArgs;
 use common::kafka::KafkaArgs;
 use common::registry::RegistryArgs;
 use domain::row::schema_statements;
@@ -8,8 +9,6 @@ use domain::{ApiPage, UserRow};
 use futures::stream::{FuturesUnordered, StreamExt};
 use producer::publish::Publisher;
 use rdkafka::producer::{FutureProducer, Producer};
-use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use tokio::process::Command;
 
 use crate::figures::{self, Series};
@@ -34,12 +33,10 @@ pub struct Args {
     kafka: KafkaArgs,
     #[command(flatten)]
     registry: RegistryArgs,
-    #[arg(
-        long,
-        env = "CASSANDRA_CONTACT_POINTS",
-        default_value = "localhost:9042"
-    )]
-    cassandra_contact_points: String,
+    /// The consumer's own Cassandra settings: the bare loop's session and INSERT are made
+    /// from them as the consumer makes its own (speculative execution included).
+    #[command(flatten)]
+    cassandra: CassandraArgs,
 }
 
 /// One side's figures at one concurrency, over the rounds.
@@ -67,16 +64,12 @@ pub async fn run(args: Args) -> Result<()> {
         args.in_flight,
         args.work.rounds
     );
-    let session = SessionBuilder::new()
-        .known_nodes(args.cassandra_contact_points.split(','))
-        .build()
-        .await
-        .context("connecting to Cassandra")?;
+    let session = args.cassandra.connect().await?;
 
     // Cassandra's JIT and memtables warm up on the first writes: keep that out of both figures.
     let warm = users.len().min(20_000);
     bare_inserts(
-        &session,
+        &args.cassandra,
         &format!("bench_warm_{stamp}"),
         &users[..warm],
         256,
@@ -104,7 +97,8 @@ pub async fn run(args: Args) -> Result<()> {
                     (rate, cpu_us, format!(", peak RSS {rss:.0} MiB"))
                 } else {
                     // The bench holds every user in memory: its own RSS says nothing.
-                    let (rate, cpu_us) = bare_inserts(&session, &keyspace(side), &users, n).await?;
+                    let (rate, cpu_us) =
+                        bare_inserts(&args.cassandra, &keyspace(side), &users, n).await?;
                     (rate, cpu_us, String::new())
                 };
                 println!(
@@ -184,7 +178,9 @@ pub async fn run(args: Args) -> Result<()> {
     // gap between this and the pipeline is the Kafka fetch and our own bookkeeping.
     let floor = bare[b].cpu_us_per_row.mean() + decode_us;
     println!(
-        "consumer CPU/row floor: bare loop {:.1} + decode and transform {decode_us:.1} =          {floor:.1} µs, ratio {:.2}; the pipeline's {:.1} µs is {:.1} µs above it (the Kafka          fetch and the bookkeeping)",
+        "consumer CPU/row floor: bare loop {:.1} + decode and transform {decode_us:.1} = \
+         {floor:.1} µs, ratio {:.2}; the pipeline's {:.1} µs is {:.1} µs above it (the Kafka \
+         fetch and the bookkeeping)",
         bare[b].cpu_us_per_row.mean(),
         floor / bare[b].cpu_us_per_row.mean(),
         pipeline[p].cpu_us_per_row.mean(),
@@ -239,7 +235,10 @@ async fn consume(
     command
         .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
         .args(["--schema-registry-url", &args.registry.url])
-        .args(["--cassandra-contact-points", &args.cassandra_contact_points])
+        .args([
+            "--cassandra-contact-points",
+            &args.cassandra.contact_points(),
+        ])
         .args(["--topic", topic, "--dlq-topic", &format!("{topic}.dlq")])
         .args(["--group-id", group, "--keyspace", keyspace])
         .args(["--max-in-flight", &max_in_flight.to_string()])
@@ -283,13 +282,20 @@ async fn consume(
     ))
 }
 
-/// scylla alone: the same rows, the same prepared INSERT, `max_in_flight` at once.
+/// scylla alone: the same rows, the same prepared INSERT, `max_in_flight` at once, through a
+/// session and a statement set up as the consumer sets up its own (`cassandra`'s settings,
+/// the consumer's keyspace): what the driver costs as the pipeline drives it.
 async fn bare_inserts(
-    session: &Session,
+    cassandra: &CassandraArgs,
     keyspace: &str,
     users: &[domain::User],
     max_in_flight: usize,
 ) -> Result<(f64, f64)> {
+    let cassandra = CassandraArgs {
+        keyspace: keyspace.to_string(),
+        ..cassandra.clone()
+    };
+    let session = cassandra.connect().await?;
     for statement in schema_statements(
         keyspace,
         "{'class': 'SimpleStrategy', 'replication_factor': 1}",
@@ -297,8 +303,9 @@ async fn bare_inserts(
         session.query_unpaged(statement, ()).await?;
     }
     session.await_schema_agreement().await?;
-    let insert = session.prepare(UserRow::insert_cql(keyspace)).await?;
-    insert_loop(session, &insert, users, max_in_flight).await
+    let mut insert = session.prepare(UserRow::insert_cql(keyspace)).await?;
+    cassandra.configure_insert(&mut insert);
+    insert_loop(&session, &insert, users, max_in_flight).await
 }
 
 /// The bare loop both benches compare against: the rows of `users` through a

@@ -17,6 +17,7 @@ use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::speculative_execution::{
     SimpleSpeculativeExecutionPolicy, SpeculativeExecutionPolicy,
 };
+use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
 
 use scylla::errors::{
@@ -171,6 +172,13 @@ impl CassandraArgs {
         self.contact_points.join(",")
     }
 
+    /// Readies the prepared INSERT the way the pipeline sends it: idempotent (rows are keyed,
+    /// so speculative execution and retries may send it twice) at the write consistency.
+    pub fn configure_insert(&self, insert: &mut PreparedStatement) {
+        insert.set_is_idempotent(true);
+        insert.set_consistency(self.write_consistency());
+    }
+
     /// A session, retrying nodes that are not up yet until
     /// `--cassandra-connect-timeout`; refused credentials or an untrusted
     /// certificate end it at once, naming the setting to fix.
@@ -292,7 +300,10 @@ impl CassandraArgs {
             // (CQL folds the unquoted name to lower case; so does system_schema.)
             .keyspaces_to_fetch([self.keyspace.to_lowercase()])
             .fetch_full_schema_metadata(false)
-            .metadata_request_clientside_timeout(self.write_timeout)
+            // The driver times the control connection's reads out 1 s after this (a
+            // ScyllaDB-only server-side timeout; setting the client-side one alone below it
+            // draws a warning at every start).
+            .metadata_request_serverside_timeout(self.write_timeout)
             .default_execution_profile_handle(profile.into_handle());
         if let (Some(user), Some(password)) = (&self.username, &self.password) {
             builder = builder.user(user, password.expose());

@@ -27,8 +27,7 @@ impl Sink {
         let contact_points = args.cassandra.contact_points();
         let session = args.cassandra.connect().await?;
         let mut insert = crate::schema::apply(&session, args, &contact_points).await?;
-        insert.set_is_idempotent(true);
-        insert.set_consistency(args.cassandra.write_consistency());
+        args.cassandra.configure_insert(&mut insert);
         Ok(Sink {
             session,
             insert,
