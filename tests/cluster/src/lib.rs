@@ -188,6 +188,46 @@ pub async fn held_and_written(replicas: &[Replica]) -> (Vec<Vec<i32>>, Vec<u64>)
     (held, written)
 }
 
+/// Waits until `replicas` share the six partitions evenly (the group settled); returns what
+/// each holds. Replicas left without partitions show their log tails on a timeout.
+pub async fn wait_partitions_shared(replicas: &[Replica]) -> Vec<Vec<i32>> {
+    let each = PARTITIONS / replicas.len();
+    wait_for(
+        &format!("{} replicas holding {each} partitions each", replicas.len()),
+        Duration::from_secs(120),
+        || async {
+            let (held, _) = held_and_written(replicas).await;
+            if held.iter().all(|p| p.len() == each) {
+                return Ok(held);
+            }
+            let idle: Vec<String> = replicas
+                .iter()
+                .zip(&held)
+                .filter(|(_, p)| p.is_empty())
+                .map(|(r, _)| r.log_tail())
+                .collect();
+            Err(format!(
+                "partitions {held:?}; replicas without partitions: {}",
+                idle.join("\n")
+            ))
+        },
+    )
+    .await
+}
+
+/// Waits until every one of `replicas` has written a row.
+pub async fn wait_each_writes(replicas: &[Replica]) {
+    wait_for("each replica writes", Duration::from_secs(120), || async {
+        let (_, written) = held_and_written(replicas).await;
+        if written.iter().all(|w| *w > 0) {
+            Ok(())
+        } else {
+            Err(format!("rows {written:?}"))
+        }
+    })
+    .await;
+}
+
 /// A scraped `/metrics` family, its samples summed (0 when absent).
 pub fn metric(body: &str, name: &str) -> u64 {
     consumer::metrics::sample_sum(body, name)

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cluster_tests::{
-    cassandra_healthy, dead_lettered, held_and_written, kafka_healthy, stack, stack_async,
-    start_producer, wait_all_written, wait_for, Replica, PARTITIONS,
+    cassandra_healthy, dead_lettered, kafka_healthy, stack, stack_async, start_producer,
+    wait_all_written, wait_each_writes, wait_for, wait_partitions_shared, Replica,
 };
 use integration::bins;
 use integration::pipeline::Lane;
@@ -105,30 +105,9 @@ async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
     let mut replicas: Vec<Replica> = (0..3)
         .map(|_| Replica::spawn_with(&lane, &s, "QUORUM", &["--progress-interval", "10s"]))
         .collect();
-    wait_for(
-        "6 partitions shared by 3 replicas",
-        Duration::from_secs(120),
-        || async {
-            let (held, _) = held_and_written(&replicas).await;
-            let all: usize = held.iter().map(Vec::len).sum();
-            if all == PARTITIONS && held.iter().all(|p| !p.is_empty()) {
-                Ok(())
-            } else {
-                Err(format!("partitions {held:?}"))
-            }
-        },
-    )
-    .await;
+    wait_partitions_shared(&replicas).await;
     let (_api, mut producer) = start_producer(&lane, &s, UNBOUNDED, RATE).await;
-    wait_for("each replica writes", Duration::from_secs(120), || async {
-        let (_, written) = held_and_written(&replicas).await;
-        if written.iter().all(|w| *w > 0) {
-            Ok(())
-        } else {
-            Err(format!("rows {written:?}"))
-        }
-    })
-    .await;
+    wait_each_writes(&replicas).await;
     // Steady before the cut: on a bed started a minute before (cold JVMs, a new table) the
     // replicas first write a fraction of the stream and time out. A fresh-clone CI run cut
     // there, 5 s after the first rows, and measured that warm-up rather than the fault

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use cluster_tests::{
     cassandra_healthy, dead_lettered, kafka_healthy, rows_at_quorum, spawn_producer, stack_async,
-    wait_all_written, wait_for, Replica, PARTITIONS,
+    wait_all_written, wait_for, wait_partitions_shared, Replica,
 };
 use integration::api::FakeApi;
 use integration::bins;
@@ -23,23 +23,7 @@ async fn a_killed_broker_and_a_stopped_cassandra_node_lose_and_double_nothing() 
     let replicas: Vec<Replica> = (0..3)
         .map(|_| Replica::spawn(&lane, &s, "QUORUM"))
         .collect();
-    wait_for(
-        "6 partitions shared by 3 replicas",
-        Duration::from_secs(120),
-        || async {
-            let mut held = Vec::new();
-            for r in &replicas {
-                held.push(cluster_tests::partitions_of(&r.metrics().await));
-            }
-            let all: usize = held.iter().map(Vec::len).sum();
-            if all == PARTITIONS && held.iter().all(|p| !p.is_empty()) {
-                Ok(())
-            } else {
-                Err(format!("partitions {held:?}"))
-            }
-        },
-    )
-    .await;
+    wait_partitions_shared(&replicas).await;
 
     // The faults strike mid-run by construction: the API holds the producer's second half
     // until they are under way. (A run that started with the replicas once ended, at its

@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use cluster_tests::{
-    dead_lettered, held_and_written, partitions_of, start_producer, wait_all_written, wait_for,
-    Replica, PARTITIONS,
+    dead_lettered, partitions_of, start_producer, wait_all_written, wait_each_writes, wait_for,
+    wait_partitions_shared, Replica, PARTITIONS,
 };
 use integration::bins;
 use integration::pipeline::Lane;
@@ -28,29 +28,9 @@ async fn a_joining_replica_takes_only_the_partitions_that_move() {
     let mut replicas: Vec<Replica> = (0..2)
         .map(|_| Replica::spawn(&lane, &s, "QUORUM"))
         .collect();
-    wait_for(
-        "two replicas hold 3 partitions each",
-        Duration::from_secs(120),
-        || async {
-            let (held, _) = held_and_written(&replicas).await;
-            if held.iter().all(|p| p.len() == PARTITIONS / 2) {
-                Ok(())
-            } else {
-                Err(format!("partitions {held:?}"))
-            }
-        },
-    )
-    .await;
+    wait_partitions_shared(&replicas).await;
     let (_api, mut producer) = start_producer(&lane, &s, UNBOUNDED, RATE).await;
-    wait_for("both write", Duration::from_secs(120), || async {
-        let (_, written) = held_and_written(&replicas).await;
-        if written.iter().all(|w| *w > 0) {
-            Ok(())
-        } else {
-            Err(format!("rows {written:?}"))
-        }
-    })
-    .await;
+    wait_each_writes(&replicas).await;
 
     let before = rows_per_second(&replicas, Duration::from_secs(10)).await;
     // What the two logged so far (their own start-up rebalances) does not count.

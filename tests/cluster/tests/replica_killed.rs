@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use cluster_tests::{
-    dead_lettered, held_and_written, partitions_of, spawn_producer, wait_all_written, wait_for,
-    Replica, PARTITIONS,
+    dead_lettered, partitions_of, spawn_producer, wait_all_written, wait_for,
+    wait_partitions_shared, Replica, PARTITIONS,
 };
 use integration::api::FakeApi;
 use integration::bins;
@@ -22,28 +22,7 @@ async fn a_killed_replicas_partitions_move_to_the_others_and_nothing_is_lost() {
     let mut replicas: Vec<Replica> = (0..3)
         .map(|_| Replica::spawn(&lane, &s, "QUORUM"))
         .collect();
-    let victim_partitions = wait_for(
-        "each replica holds 2 partitions",
-        Duration::from_secs(120),
-        || async {
-            let (held, _) = held_and_written(&replicas).await;
-            if held.iter().all(|p| p.len() == PARTITIONS / 3) {
-                Ok(held[0].clone())
-            } else {
-                let idle: Vec<String> = replicas
-                    .iter()
-                    .zip(&held)
-                    .filter(|(_, p)| p.is_empty())
-                    .map(|(r, _)| r.log_tail())
-                    .collect();
-                Err(format!(
-                    "partitions {held:?}; replicas without partitions: {}",
-                    idle.join("\n")
-                ))
-            }
-        },
-    )
-    .await;
+    let victim_partitions = wait_partitions_shared(&replicas).await.swap_remove(0);
 
     // The replica dies mid-run by construction: the API holds the producer's second half
     // until it is dead (see node_faults.rs).
