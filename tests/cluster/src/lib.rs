@@ -256,6 +256,31 @@ pub async fn start_producer(
     (api, producer)
 }
 
+/// The producer streaming at `rate`/s with no set end, until [`stop_stream`]: a stream that
+/// is still flowing when a fault or a join comes, however long start-up took (one with a set
+/// count could end before it).
+pub async fn start_stream(lane: &Lane, services: &Services, rate: u64) -> (FakeApi, Child) {
+    start_producer(lane, services, rate * 3600, rate).await
+}
+
+/// Ends a [`start_stream`] stream (SIGTERM) that must have flowed through `what`: the
+/// producer stopped only because told, failed nothing, and every user it reports published
+/// is exactly one row with its offset committed.
+pub async fn stop_stream(mut producer: Child, services: &Services, lane: &Lane, what: &str) {
+    assert!(
+        producer.try_wait().expect("producer state").is_none(),
+        "the stream flowed through {what}"
+    );
+    bins::terminate(&producer);
+    let out = bins::finish(producer, Duration::from_secs(300)).await;
+    assert!(
+        out.stderr.contains("interrupted by SIGTERM"),
+        "the producer rode out {what} and stopped only when told: {out}"
+    );
+    assert_eq!(out.summary("failed"), 0, "{out}");
+    wait_all_written(services, lane, out.summary("published")).await;
+}
+
 /// The producer binary publishing `count` users at `rate`/s from `api` (which the caller may
 /// have told to hold a part back).
 pub fn spawn_producer(

@@ -13,20 +13,15 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cluster_tests::{
-    cassandra_healthy, dead_lettered, kafka_healthy, stack, stack_async, start_producer,
-    wait_all_written, wait_each_writes, wait_for, wait_partitions_shared, Replica,
+    cassandra_healthy, dead_lettered, kafka_healthy, stack, stack_async, start_stream, stop_stream,
+    wait_each_writes, wait_for, wait_partitions_shared, Replica,
 };
-use integration::bins;
 use integration::pipeline::Lane;
 use integration::Services;
 
 /// Users per second the producer publishes: half of what three debug-built replicas write on
 /// two cores shared with the whole bed, so a dip shows as a dip and not as the machine's limit.
 const RATE: u64 = 150;
-/// More users than the test will ask for: the stream runs until the test stops the producer
-/// (SIGTERM) after the cut, so it is flowing through the whole partition however long the
-/// replicas took to start (a run that ended at a set count could end before the cut).
-const UNBOUNDED: u64 = RATE * 3600;
 /// How long the replicas may take to keep up with the stream before the cut.
 const STEADY: Duration = Duration::from_secs(75);
 /// Keeping up: no more than a second of stream published and not yet written.
@@ -106,7 +101,7 @@ async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
         .map(|_| Replica::spawn_with(&lane, &s, "QUORUM", &["--progress-interval", "10s"]))
         .collect();
     wait_partitions_shared(&replicas).await;
-    let (_api, mut producer) = start_producer(&lane, &s, UNBOUNDED, RATE).await;
+    let (_api, mut producer) = start_stream(&lane, &s, RATE).await;
     wait_each_writes(&replicas).await;
     // Steady before the cut: on a bed started a minute before (cold JVMs, a new table) the
     // replicas first write a fraction of the stream and time out. A fresh-clone CI run cut
@@ -207,19 +202,7 @@ async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
     }
 
     // The stream ends here: the producer flushes what it accepted and reports it.
-    assert!(
-        producer.try_wait().expect("producer state").is_none(),
-        "the stream flowed through the whole partition"
-    );
-    bins::terminate(&producer);
-    let out = bins::finish(producer, Duration::from_secs(300)).await;
-    assert!(
-        out.stderr.contains("interrupted by SIGTERM"),
-        "the producer rode out the partition and stopped only when told: {out}"
-    );
-    assert_eq!(out.summary("failed"), 0, "{out}");
-    let published = out.summary("published");
-    wait_all_written(&s, &lane, published).await;
+    stop_stream(producer, &s, &lane, "the whole partition").await;
     assert_eq!(dead_lettered(&s, &lane), 0, "nothing dead-lettered");
     for r in &mut replicas {
         assert!(r.running(), "no replica crashed: {}", r.log_tail());

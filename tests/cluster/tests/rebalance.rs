@@ -7,18 +7,13 @@
 use std::time::{Duration, Instant};
 
 use cluster_tests::{
-    dead_lettered, partitions_of, start_producer, wait_all_written, wait_each_writes, wait_for,
+    dead_lettered, partitions_of, start_stream, stop_stream, wait_each_writes, wait_for,
     wait_partitions_shared, Replica, PARTITIONS,
 };
-use integration::bins;
 use integration::pipeline::Lane;
 use integration::Services;
 
 const RATE: u64 = 300;
-/// More users than the test asks for: the stream runs until the test stops the producer
-/// (SIGTERM) once the group has settled, so the rows/s through the join measure a live
-/// stream however long the newcomer took to start.
-const UNBOUNDED: u64 = RATE * 3600;
 
 // Several threads: the fake API serves the producer from this process (see blackhole.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,7 +24,9 @@ async fn a_joining_replica_takes_only_the_partitions_that_move() {
         .map(|_| Replica::spawn(&lane, &s, "QUORUM"))
         .collect();
     wait_partitions_shared(&replicas).await;
-    let (_api, mut producer) = start_producer(&lane, &s, UNBOUNDED, RATE).await;
+    // A stream with no set end: the rows/s through the join are those of a live stream however
+    // long the newcomer took to start.
+    let (_api, producer) = start_stream(&lane, &s, RATE).await;
     wait_each_writes(&replicas).await;
 
     let before = rows_per_second(&replicas, Duration::from_secs(10)).await;
@@ -101,15 +98,7 @@ async fn a_joining_replica_takes_only_the_partitions_that_move() {
         );
     }
 
-    assert!(
-        producer.try_wait().expect("producer state").is_none(),
-        "the stream flowed through the whole join"
-    );
-    bins::terminate(&producer);
-    let out = bins::finish(producer, Duration::from_secs(300)).await;
-    assert!(out.stderr.contains("interrupted by SIGTERM"), "{out}");
-    assert_eq!(out.summary("failed"), 0, "{out}");
-    wait_all_written(&s, &lane, out.summary("published")).await;
+    stop_stream(producer, &s, &lane, "the whole join").await;
     assert_eq!(dead_lettered(&s, &lane), 0);
     for mut r in replicas {
         assert!(r.running(), "every replica keeps running: {}", r.log_tail());
