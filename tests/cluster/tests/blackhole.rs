@@ -1,6 +1,7 @@
 //! One host black-holed (`tests/stack partition kafka-N cassandra-N`: its packets dropped, not
-//! refused, so connections hang instead of failing fast) for 30 s under a steady stream and
-//! three replicas writing at QUORUM: the replicas keep writing at (nearly) the published rate
+//! refused, so connections hang instead of failing fast) under a steady stream and three
+//! replicas writing at QUORUM, for 30 s plus the time Kafka's own failover makes nothing
+//! readable (acks=all: 5-18 s, which no client can shorten): the replicas keep writing at (nearly) the published rate
 //! with the two other hosts, without flooding their logs, and once the host is back every
 //! record is exactly one row, nothing dead-lettered. (Own test binary: it cuts shared nodes.)
 //! Host 2 or 3 (127.0.0.3 or .4), never 1: 127.0.0.2 also hosts ZooKeeper and the registry.
@@ -26,7 +27,11 @@ const RATE: u64 = 150;
 const STEADY: Duration = Duration::from_secs(75);
 /// Keeping up: no more than a second of stream published and not yet written.
 const STEADY_BACKLOG: u64 = RATE;
+/// How long the host stays cut while Kafka serves records (see the fault below).
 const PARTITION: Duration = Duration::from_secs(30);
+/// Longer than this without a record readable after the cut, and the cluster failed to move
+/// the cut broker's partitions at all: the bed's fault, reported as such.
+const KAFKA_FAILOVER: Duration = Duration::from_secs(90);
 /// Brokers whose host may be cut (broker N and Cassandra node N share host N).
 const CUTTABLE: [i32; 2] = [2, 3];
 /// The share of the published rate the replicas must keep writing while the host is gone.
@@ -129,31 +134,48 @@ async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
         "the producer is still publishing when the host is cut"
     );
 
-    // The fault: 30 s without the coordinator's host, then back. Rows written and records published in
-    // the same window: a black-holed broker stalls acks=all produce requests until the
-    // cluster drops it from the in-sync replicas (its ZooKeeper session timeout), so the
-    // stream's own rate dips too; the consumers must keep up with what is published.
+    // The fault: the coordinator's host cut, then back. Rows written and records published
+    // in the same window. With acks=all, no record of any partition the cut broker replicates
+    // is readable (nor acknowledged to the producer) until the cluster drops it from the
+    // in-sync replicas: its ZooKeeper session timeout, then the controller's election of new
+    // leaders, which took 5 s on a quiet bed and about 18 s in a loaded CI run. No client can
+    // shorten that, and the consumers then have a burst to catch up; so the host stays cut
+    // for PARTITION of Kafka serving records, plus however long Kafka served none, and the
+    // consumers are measured over the whole of it.
     let published0 = topic_end(&s, &lane.topic).await;
     let rows0 = rows_written_now(&replicas).await;
     let logs0: Vec<usize> = replicas.iter().map(|r| lines(&r.log)).collect();
+    let readable = HighWatermarks::watch(&s, &lane.topic);
     let t0 = Instant::now();
     let cut = Partition::start(host).await;
-    // Rows per second through the partition, to show where a dip is (printed below).
-    let mut per_second = Vec::new();
-    let mut last = rows0;
+    // Rows and readable records per sample through the partition: where a dip is, and
+    // whether Kafka or the consumers made it (printed below).
+    let (mut rows_per_sample, mut readable_per_sample) = (Vec::new(), Vec::new());
+    let (mut last_rows, mut last_readable) = (rows0, readable.now());
+    let mut kafka_silent = Duration::ZERO;
     let mut unanswered = 0;
-    while t0.elapsed() + Duration::from_secs(1) < PARTITION {
-        let second = Instant::now();
-        tokio::time::sleep_until((second + Duration::from_secs(1)).into()).await;
-        match rows_written(&replicas).await {
-            Some(now) => {
-                per_second.push(now.saturating_sub(last));
-                last = now;
-            }
-            None => unanswered += 1,
+    while t0.elapsed() + Duration::from_secs(1) < PARTITION + kafka_silent {
+        assert!(
+            kafka_silent < KAFKA_FAILOVER,
+            "Kafka made no record readable for {kafka_silent:?} after host {host} was cut: \
+             the cluster did not move the cut broker's partitions (see .stack/logs/kafka-*.log)"
+        );
+        let sample = Instant::now();
+        tokio::time::sleep_until((sample + Duration::from_secs(1)).into()).await;
+        let Some(rows) = rows_written(&replicas).await else {
+            unanswered += 1;
+            continue;
+        };
+        let visible = readable.now();
+        if visible == last_readable {
+            kafka_silent += sample.elapsed();
         }
+        rows_per_sample.push(rows.saturating_sub(last_rows));
+        readable_per_sample.push(visible.saturating_sub(last_readable));
+        (last_rows, last_readable) = (rows, visible);
     }
-    tokio::time::sleep(PARTITION.saturating_sub(t0.elapsed())).await;
+    drop(readable);
+    tokio::time::sleep((PARTITION + kafka_silent).saturating_sub(t0.elapsed())).await;
     let rows1 = rows_written_now(&replicas).await;
     let published1 = topic_end(&s, &lane.topic).await;
     let window = t0.elapsed();
@@ -164,9 +186,11 @@ async fn a_black_holed_host_slows_neither_writes_nor_floods_the_logs() {
     let published = (published1 - published0) as f64 / window.as_secs_f64();
     let logged: Vec<usize> = logs1.iter().zip(&logs0).map(|(b, a)| b - a).collect();
     eprintln!(
-        "host {host} (the group's coordinator) cut; during the {window:.1?} partition: {} rows written, {rate:.0} rows/s; {} records \
-         published, {published:.0}/s (the producer's target: {RATE}/s); written/published \
-         {:.0} %; rows per ~second through it: {per_second:?} ({unanswered} samples not answered); log lines per replica {logged:?}",
+        "host {host} (the group's coordinator) cut for {window:.1?}, of which Kafka made no record \
+         readable for {kafka_silent:.1?}: {} rows written, {rate:.0} rows/s; {} records published, \
+         {published:.0}/s (the producer's target: {RATE}/s); written/published {:.0} %; per ~1 s \
+         sample, rows written {rows_per_sample:?}, records made readable {readable_per_sample:?} \
+         ({unanswered} samples not answered); log lines per replica {logged:?}",
         rows1 - rows0,
         published1 - published0,
         100.0 * rate / published.max(1.0)
@@ -260,4 +284,58 @@ async fn topic_end(services: &Services, topic: &str) -> i64 {
     tokio::task::spawn_blocking(move || integration::kafka::record_count(&services, &topic))
         .await
         .expect("record count")
+}
+
+/// The topic's high watermark (what consumers may read) sampled every 200 ms on a thread of
+/// its own: a partition whose leader is cut answers nothing until it moves, and the sampler
+/// keeps its last value meanwhile instead of holding up the test's loop.
+struct HighWatermarks {
+    latest: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl HighWatermarks {
+    fn watch(services: &Services, topic: &str) -> HighWatermarks {
+        use std::sync::atomic::Ordering::Relaxed;
+        let latest = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let client: rdkafka::consumer::BaseConsumer = services
+            .kafka_config()
+            .create()
+            .expect("a watermark client");
+        let partitions = integration::kafka::partitions(&client, topic);
+        let (topic, out, done) = (topic.to_string(), latest.clone(), stop.clone());
+        let mut highs = vec![0i64; partitions.len()];
+        let sample = move |highs: &mut Vec<i64>| {
+            for (high, p) in highs.iter_mut().zip(&partitions) {
+                if let Ok((_, h)) = rdkafka::consumer::Consumer::fetch_watermarks(
+                    &client,
+                    &topic,
+                    *p,
+                    Duration::from_millis(300),
+                ) {
+                    *high = h;
+                }
+            }
+            out.store(highs.iter().sum::<i64>().max(0) as u64, Relaxed);
+        };
+        sample(&mut highs);
+        std::thread::spawn(move || {
+            while !done.load(Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                sample(&mut highs);
+            }
+        });
+        HighWatermarks { latest, stop }
+    }
+
+    fn now(&self) -> u64 {
+        self.latest.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Drop for HighWatermarks {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }

@@ -59,7 +59,8 @@ fn client(services: &Services, group: &str) -> BaseConsumer {
         .expect("metadata consumer")
 }
 
-fn partitions(consumer: &BaseConsumer, topic: &str) -> Vec<i32> {
+/// The partition ids of `topic`.
+pub fn partitions(consumer: &BaseConsumer, topic: &str) -> Vec<i32> {
     let metadata = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(10))
         .expect("topic metadata");
@@ -76,13 +77,35 @@ pub fn record_count(services: &Services, topic: &str) -> i64 {
     let consumer = client(services, &crate::unique("counter"));
     partitions(&consumer, topic)
         .into_iter()
-        .map(|p| {
-            consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .expect("watermarks")
-                .1
-        })
+        .map(|p| high_watermark(&consumer, topic, p))
         .sum()
+}
+
+/// A partition's high watermark.
+fn high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> i64 {
+    asked_again(
+        &format!("the high watermark of {topic}-{partition}"),
+        || consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)),
+    )
+    .1
+}
+
+/// `ask`'s answer, asked again for up to a minute while Kafka answers with an error. On the
+/// cluster bed a broker back from a fault takes its partitions (and groups) back within
+/// seconds, and until the client's metadata catches up the old leader answers
+/// NotLeaderForPartition or NotCoordinator: a moment of the cluster's, not a test's result.
+fn asked_again<T>(what: &str, mut ask: impl FnMut() -> rdkafka::error::KafkaResult<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match ask() {
+            Ok(answer) => return answer,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("{what}: {e}; asking again");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            Err(e) => panic!("{what}, for a minute: {e}"),
+        }
+    }
 }
 
 /// Offsets `group` has committed on `topic`, summed over partitions (a
@@ -93,13 +116,13 @@ pub fn committed(services: &Services, group: &str, topic: &str) -> i64 {
     for p in partitions(&consumer, topic) {
         tpl.add_partition(topic, p);
     }
-    consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .expect("committed offsets")
-        .elements()
-        .iter()
-        .map(|e| e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(0))
-        .sum()
+    asked_again(&format!("the offsets {group} committed"), || {
+        consumer.committed_offsets(tpl.clone(), Duration::from_secs(10))
+    })
+    .elements()
+    .iter()
+    .map(|e| e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(0))
+    .sum()
 }
 
 /// Creates `topic` (the test bed, like production clusters, does not auto-create).
