@@ -83,14 +83,46 @@ impl Decoder {
                 return Err(fault);
             }
         };
-        let user = self.reader(schema_id, &writer.parsed).read(datum).map_err(|e| {
-            Fault::poison(
-                "avro",
-                format!("the value does not decode as a User with its writer schema id {schema_id}: {e}"),
-            )
-        })?;
-        domain::to_row(user, timestamp_ms).map_err(|e| Fault::poison("transform", e.to_string()))
+        read_row(
+            &self.reader(schema_id, &writer.parsed),
+            schema_id,
+            datum,
+            timestamp_ms,
+        )
     }
+
+    /// The row of a record whose writer schema was seen before, decoded at once on the
+    /// caller's thread (no registry, no await): every record but the first of each schema id.
+    /// None for anything else (a new schema id, or a record that is not a row: poison), which
+    /// [`Decoder::to_row`] then decodes and classes.
+    pub fn known_row(&self, payload: Option<&[u8]>, timestamp_ms: i64) -> Option<UserRow> {
+        let (schema_id, datum) = framing(payload?)?;
+        let reader = self
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&schema_id)?
+            .clone();
+        read_row(&reader, schema_id, datum, timestamp_ms).ok()
+    }
+}
+
+/// Avro datum → `User` (with the writer schema's reader) → row.
+fn read_row(
+    reader: &UserReader,
+    schema_id: u32,
+    datum: &[u8],
+    timestamp_ms: i64,
+) -> Result<UserRow, Fault> {
+    let user = reader.read(datum).map_err(|e| {
+        Fault::poison(
+            "avro",
+            format!(
+                "the value does not decode as a User with its writer schema id {schema_id}: {e}"
+            ),
+        )
+    })?;
+    domain::to_row(user, timestamp_ms).map_err(|e| Fault::poison("transform", e.to_string()))
 }
 
 /// Splits Confluent framing: magic byte 0, a big-endian schema id, the Avro datum.

@@ -118,17 +118,23 @@ impl SharedTracker {
         self.lock().begin(partition, offset);
     }
 
-    pub fn finish(&self, partition: i32, offset: i64) -> Option<i64> {
+    /// Marks `offset` done. Returns how many records are still in flight.
+    pub fn finish(&self, partition: i32, offset: i64) -> usize {
         let mut tracker = self.lock();
-        let moved = tracker.finish(partition, offset);
+        tracker.finish(partition, offset);
+        let left = tracker.in_flight();
         self.wake(tracker);
-        moved
+        left
     }
 
-    pub fn abandon(&self, partition: i32, offset: i64) {
+    /// Gives up on `offset` (see [`Tracker::abandon`]). Returns how many records are still
+    /// in flight.
+    pub fn abandon(&self, partition: i32, offset: i64) -> usize {
         let mut tracker = self.lock();
         tracker.abandon(partition, offset);
+        let left = tracker.in_flight();
         self.wake(tracker);
+        left
     }
 
     /// Wakes the waiters, if any, after a change made under `tracker`'s lock (a waiter counts

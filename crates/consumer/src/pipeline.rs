@@ -20,13 +20,14 @@ use common::fault::{Class, Fault};
 use common::kafka::{Alarm, AlarmContext, Alarmed, Guarded};
 use common::registry::Registry;
 use common::storm::Storm;
+use domain::UserRow;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::OwnedMessage;
+use rdkafka::message::{BorrowedMessage, OwnedMessage};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -190,6 +191,11 @@ fn commit<C: Consumer<PipelineContext>>(consumer: &C, why: &str) {
 
 type KafkaConsumer = StreamConsumer<PipelineContext>;
 
+/// In flight at which a full poll loop takes records again (see `Shared::room_again`).
+fn room_again(max_in_flight: usize) -> usize {
+    max_in_flight.saturating_sub((max_in_flight / 8).max(1))
+}
+
 /// Everything the writer needs.
 struct Shared {
     consumer: Arc<KafkaConsumer>,
@@ -202,8 +208,12 @@ struct Shared {
     backoff: Backoff,
     registry: Registry,
     subject: String,
-    /// Signalled whenever a record is done, to free its slot.
+    /// Signalled when a record is done and at most `room_again` are left in flight.
     finished: tokio::sync::Notify,
+    /// With every write slot taken, the poll loop takes records again once in flight drops
+    /// to this, an eighth of the slots below the limit: woken for every finished row, it and
+    /// the writer traded a wake-up (often a sleeping thread's) per record when catching up.
+    room_again: usize,
     /// When a record last finished, in ms since `epoch`: an atomic, as every row sets it.
     finished_ms: AtomicU64,
     epoch: Instant,
@@ -350,6 +360,7 @@ pub async fn run(
         registry,
         subject,
         finished: tokio::sync::Notify::new(),
+        room_again: room_again(args.max_in_flight as usize),
         finished_ms: AtomicU64::new(0),
         epoch: Instant::now(),
         fatal: std::sync::OnceLock::new(),
@@ -358,18 +369,20 @@ pub async fn run(
     let mut stopping = shared.stopping.subscribe();
     let watcher = tokio::spawn(watch_dependencies(shared.clone()));
     // Unbounded: the in-flight limit below bounds it.
-    let (work, records) = tokio::sync::mpsc::unbounded_channel();
+    let (to_writer, records) = tokio::sync::mpsc::unbounded_channel();
     let writer = tokio::spawn(write(shared.clone(), records));
     tracing::info!(topic = %args.kafka.topic, group = %args.group_id, "consuming");
 
     let max_in_flight = args.max_in_flight as usize;
     let mut paused = false;
+    let mut full = false;
     let mut last_record = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut progress = Progress::new(args.progress_interval);
     tokio::pin!(stop);
     loop {
-        let full = tracker.in_flight() >= max_in_flight;
+        let in_flight = tracker.in_flight();
+        full = in_flight >= max_in_flight || (full && in_flight > shared.room_again);
         tokio::select! {
             signal = &mut stop => {
                 tracing::info!("{signal} received: finishing in-flight rows");
@@ -378,8 +391,8 @@ pub async fn run(
             _ = stopping.wait_for(|stop| *stop) => break,
             // While paused we keep polling: the group must keep seeing us.
             received = consumer.recv(), if !full || paused => {
-                let message = match received {
-                    Ok(m) => m.detach(),
+                let work = match received {
+                    Ok(m) => Work::of(&shared.decoder, &m),
                     Err(e) if common::kafka::error_class(&e) == Class::Fatal => {
                         shared.raise(Fault::fatal("kafka", format!(
                             "Kafka refused the consumer: {e}. Check the credentials and the ACLs \
@@ -395,9 +408,9 @@ pub async fn run(
                 };
                 last_record = Instant::now();
                 metrics.consumed();
-                tracker.begin(message.partition(), message.offset());
+                tracker.begin(work.partition(), work.offset());
                 // The writer task outlives this loop: it cannot have gone.
-                let _ = work.send(message);
+                let _ = to_writer.send(work);
             }
             _ = shared.finished.notified(), if full && !paused => {}
             _ = tick.tick() => {
@@ -463,7 +476,7 @@ pub async fn run(
 /// polled by this one task, rather than a task of its own (a task per row cost
 /// an allocation and a trip through the scheduler each). A task apart from the
 /// poll loop, because a revoke waits for these rows inside that loop's `recv`.
-async fn write(shared: Arc<Shared>, mut records: UnboundedReceiver<OwnedMessage>) {
+async fn write(shared: Arc<Shared>, mut records: UnboundedReceiver<Work>) {
     let mut writing = FuturesUnordered::new();
     let mut batch = Vec::with_capacity(64);
     loop {
@@ -475,40 +488,129 @@ async fn write(shared: Arc<Shared>, mut records: UnboundedReceiver<OwnedMessage>
                 if taken == 0 {
                     break;
                 }
-                writing.extend(batch.drain(..).map(|message| process(&shared, message)));
+                writing.extend(batch.drain(..).map(|work| process(&shared, work)));
             }
         }
     }
     while writing.next().await.is_some() {}
 }
 
-/// One record, start to finish: written, dead-lettered, or (on a fatal
-/// fault) abandoned, so that its offset is never committed by this run.
-async fn process(shared: &Shared, message: OwnedMessage) {
-    let (partition, offset) = (message.partition(), message.offset());
-    match handle(shared, &message).await {
-        Ok(()) => {
-            shared.tracker.finish(partition, offset);
-        }
-        Err(fault) => {
-            shared.tracker.abandon(partition, offset);
-            shared.raise(fault);
-        }
-    }
-    shared.mark_finished();
-    shared.finished.notify_one();
+/// What the poll loop hands the writer for one record.
+enum Work {
+    /// Decoded on the poll loop, straight from librdkafka's buffer: its writer schema was
+    /// known (every record but the first of each schema id).
+    Row {
+        partition: i32,
+        offset: i64,
+        produced_ms: i64,
+        row: UserRow,
+    },
+    /// A copy of the record, for the writer to decode (asking the registry first) or to
+    /// dead-letter: the first of a schema id, or one that does not decode.
+    Record(OwnedMessage),
 }
 
-/// Decodes and writes `message`, or dead-letters it if it is poison, retrying
-/// transient failures for as long as they last. Returns only a fatal fault.
-async fn handle(shared: &Shared, message: &OwnedMessage) -> Result<(), Fault> {
-    let timestamp = message
+impl Work {
+    fn of(decoder: &Decoder, message: &BorrowedMessage<'_>) -> Work {
+        let produced_ms = produced_ms(message);
+        match decoder.known_row(message.payload(), produced_ms) {
+            Some(row) => Work::Row {
+                partition: message.partition(),
+                offset: message.offset(),
+                produced_ms,
+                row,
+            },
+            None => Work::Record(message.detach()),
+        }
+    }
+
+    fn partition(&self) -> i32 {
+        match self {
+            Work::Row { partition, .. } => *partition,
+            Work::Record(message) => message.partition(),
+        }
+    }
+
+    fn offset(&self) -> i64 {
+        match self {
+            Work::Row { offset, .. } => *offset,
+            Work::Record(message) => message.offset(),
+        }
+    }
+}
+
+/// When a record was produced: its Kafka timestamp, in ms since the epoch.
+fn produced_ms(message: &impl Message) -> i64 {
+    message
         .timestamp()
         .to_millis()
-        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+        .unwrap_or_else(|| chrono::Utc::now().timestamp_millis())
+}
+
+/// One record, start to finish: written, dead-lettered, or (on a fatal
+/// fault) abandoned, so that its offset is never committed by this run.
+async fn process(shared: &Shared, work: Work) {
+    let (partition, offset) = (work.partition(), work.offset());
+    let done = match work {
+        Work::Row {
+            produced_ms, row, ..
+        } => write_row(shared, &row, produced_ms, &mut shared.backoff.clone()).await,
+        // Boxed: rare, and its registry lookup would otherwise make every record's future
+        // (copied whole into the writer's set) that much bigger.
+        Work::Record(message) => Box::pin(handle(shared, &message)).await,
+    };
+    let left = match done {
+        Ok(()) => shared.tracker.finish(partition, offset),
+        Err(fault) => {
+            let left = shared.tracker.abandon(partition, offset);
+            shared.raise(fault);
+            left
+        }
+    };
+    shared.mark_finished();
+    if left <= shared.room_again {
+        shared.finished.notify_one();
+    }
+}
+
+/// Writes `row`, retrying transient failures for as long as they last. Returns only a
+/// fatal fault.
+async fn write_row(
+    shared: &Shared,
+    row: &UserRow,
+    produced_ms: i64,
+    backoff: &mut Backoff,
+) -> Result<(), Fault> {
+    loop {
+        let begun = Instant::now();
+        // Boxed: the driver's request future is several KB, and inline it would make every
+        // record's future that size, copied whole into the writer's set.
+        match Box::pin(shared.sink.write(row)).await {
+            Ok(()) => {
+                let produced =
+                    std::time::UNIX_EPOCH + Duration::from_millis(produced_ms.max(0) as u64);
+                let since_produced = std::time::SystemTime::now()
+                    .duration_since(produced)
+                    .unwrap_or_default();
+                shared.metrics.written(begun.elapsed(), since_produced);
+                return Ok(());
+            }
+            Err(f) if f.class == Class::Retry => {
+                shared.retry_after("cassandra", backoff, &f).await?
+            }
+            Err(f) => return Err(f),
+        }
+    }
+}
+
+/// Decodes `message` (asking the registry for its writer schema) and writes it, or
+/// dead-letters it if it is poison, retrying transient failures for as long as they last.
+/// Returns only a fatal fault.
+async fn handle(shared: &Shared, message: &OwnedMessage) -> Result<(), Fault> {
+    let produced_ms = produced_ms(message);
     let mut backoff = shared.backoff.clone();
     let decoded = loop {
-        match shared.decoder.to_row(message.payload(), timestamp).await {
+        match shared.decoder.to_row(message.payload(), produced_ms).await {
             Ok(row) => break Ok(row),
             Err(f) if f.class == Class::Poison => break Err(f),
             Err(f) if f.class == Class::Retry => {
@@ -519,24 +621,7 @@ async fn handle(shared: &Shared, message: &OwnedMessage) -> Result<(), Fault> {
     };
     backoff.reset();
     match decoded {
-        Ok(row) => loop {
-            let begun = Instant::now();
-            match shared.sink.write(&row).await {
-                Ok(()) => {
-                    let produced =
-                        std::time::UNIX_EPOCH + Duration::from_millis(timestamp.max(0) as u64);
-                    let since_produced = std::time::SystemTime::now()
-                        .duration_since(produced)
-                        .unwrap_or_default();
-                    shared.metrics.written(begun.elapsed(), since_produced);
-                    return Ok(());
-                }
-                Err(f) if f.class == Class::Retry => {
-                    shared.retry_after("cassandra", &mut backoff, &f).await?
-                }
-                Err(f) => return Err(f),
-            }
-        },
+        Ok(row) => write_row(shared, &row, produced_ms, &mut backoff).await,
         Err(poison) => loop {
             match shared.dlq.send(message, &poison).await {
                 Ok(()) => {
