@@ -496,6 +496,8 @@ async fn write(shared: Arc<Shared>, mut records: UnboundedReceiver<Work>) {
 }
 
 /// What the poll loop hands the writer for one record.
+// `Row` is nearly every record: boxing it would allocate per row to shrink the rare `Record`.
+#[allow(clippy::large_enum_variant)]
 enum Work {
     /// Decoded on the poll loop, straight from librdkafka's buffer: its writer schema was
     /// known (every record but the first of each schema id).
