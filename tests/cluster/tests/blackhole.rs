@@ -1,9 +1,9 @@
 //! One host black-holed (`tests/stack partition kafka-N cassandra-N`: its packets dropped, not
 //! refused, so connections hang instead of failing fast) under a steady stream and three
 //! replicas writing at QUORUM, for 30 s plus the time Kafka's own failover makes nothing
-//! readable (acks=all: 5-18 s, which no client can shorten): the replicas keep writing at (nearly) the published rate
-//! with the two other hosts, without flooding their logs, and once the host is back every
-//! record is exactly one row, nothing dead-lettered. (Own test binary: it cuts shared nodes.)
+//! readable (acks=all: 3-18 s, which no client can shorten): the replicas keep writing at
+//! (nearly) the published rate with the two other hosts, without flooding their logs, and
+//! once the host is back every record is exactly one row, nothing dead-lettered. (Own test binary: it cuts shared nodes.)
 //! Host 2 or 3 (127.0.0.3 or .4), never 1: 127.0.0.2 also hosts ZooKeeper and the registry.
 //! The group's name is chosen so that its coordinator is the cut broker: the hardest case
 //! (every replica's heartbeats and commits go to the silent host), and the one a fresh-clone
