@@ -7,8 +7,8 @@ use common::registry::RegistryArgs;
 use domain::row::schema_statements;
 use domain::{ApiPage, UserRow};
 use futures::stream::{FuturesUnordered, StreamExt};
+use producer::frame::Records;
 use producer::publish::Publisher;
-use rdkafka::producer::{FutureProducer, Producer};
 use tokio::process::Command;
 
 use crate::figures::{self, Series};
@@ -198,24 +198,22 @@ pub async fn load(
     users: &[domain::User],
 ) -> Result<()> {
     kafka.ensure_topics(&[topic]).await?;
-    let producer: FutureProducer = kafka
-        .client_config(&[], &[])?
-        .set("linger.ms", "20")
-        .create()?;
-    let mut publisher =
-        Publisher::new(producer.clone(), registry.settings()?, &registry.url, topic);
-    publisher
+    let mut config = kafka.client_config(&[], &[])?;
+    config.set("linger.ms", "20");
+    let mut publisher = Publisher::new(&config, registry.settings()?, &registry.url, topic)?;
+    let schema_id = publisher
         .register_schema(&registry.client()?, Duration::from_secs(30))
         .await?;
-    for user in users {
-        publisher.publish(user).await?;
+    let records = Records::frame(users, schema_id);
+    ensure!(records.unencodable.is_empty(), "{:?}", records.unencodable);
+    for (key, value) in records.iter() {
+        publisher.publish_encoded(key, value).await?;
     }
     let delivered = publisher.finish(Duration::from_secs(120)).await?;
     ensure!(
         delivered.delivered as usize == users.len(),
         "load lost records: {delivered:?}"
     );
-    producer.flush(Duration::from_secs(10))?;
     Ok(())
 }
 

@@ -5,9 +5,10 @@ use anyhow::{ensure, Result};
 use common::kafka::KafkaArgs;
 use common::registry::RegistryArgs;
 use domain::ApiPage;
+use producer::frame::{FramedPage, Records};
 use producer::publish::Publisher;
 use producer::run::{publish_pages, Pace};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
 use tokio::process::Command;
 
 use crate::figures::{self, Series};
@@ -27,14 +28,12 @@ pub struct Args {
     registry: RegistryArgs,
 }
 
-fn producer(kafka: &KafkaArgs) -> Result<FutureProducer> {
+fn producer(kafka: &KafkaArgs) -> Result<ClientConfig> {
     // The producer binary's settings (crates/producer/src/run.rs).
-    Ok(kafka
-        .client_config(
-            &[("compression.type", "lz4"), ("linger.ms", "5")],
-            &common::kafka::producer_guarantees(),
-        )?
-        .create()?)
+    kafka.client_config(
+        &[("compression.type", "lz4"), ("linger.ms", "5")],
+        &common::kafka::producer_guarantees(),
+    )
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -50,27 +49,22 @@ pub async fn run(args: Args) -> Result<()> {
     let stamp = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let probe_topic = format!("bench_probe_{stamp}");
     args.kafka.ensure_topics(&[&probe_topic]).await?;
-    stage_costs(&args, &pages, &probe_topic).await?;
+    stage_costs(&pages)?;
 
     // The bare loop's input: the same users, already framed, as the registry would frame them.
     let mut registrar = Publisher::new(
-        producer(&args.kafka)?,
+        &producer(&args.kafka)?,
         args.registry.settings()?,
         &args.registry.url,
         &probe_topic,
-    );
+    )?;
     let schema_id = registrar
         .register_schema(&args.registry.client()?, Duration::from_secs(30))
         .await?;
-    let mut framed = Vec::with_capacity(args.work.records);
-    for body in pages.iter() {
-        for user in ApiPage::parse(body)?.users {
-            let mut bytes = vec![0u8];
-            bytes.extend_from_slice(&schema_id.to_be_bytes());
-            bytes.extend(domain::avro::to_datum(&user)?);
-            framed.push((user.login.uuid.into_bytes(), bytes));
-        }
-    }
+    let framed = pages
+        .iter()
+        .map(|body| Ok(Records::frame(&ApiPage::parse(body)?.users, schema_id)))
+        .collect::<Result<Vec<Records>>>()?;
     // The binary asks for pages of its default size (--batch-size 500), as users run it.
     let api_pages = crate::users::pages(args.work.records.min(20_000), 500);
     let api = crate::users::serve(Pages::Cycle(Arc::new(api_pages))).await?;
@@ -86,18 +80,12 @@ pub async fn run(args: Args) -> Result<()> {
         } {
             let topic = format!("bench_{side}_{stamp}_{round}");
             args.kafka.ensure_topics(&[&topic]).await?;
-            let producer = warmed(&args, &topic).await?;
+            let publisher = warmed(&args, &topic).await?;
             let cpu = process::own_cpu_seconds();
             let (rate, into) = if side == "pipeline" {
-                (
-                    full_path(&args, producer, pages.clone(), &topic).await?,
-                    &mut full,
-                )
+                (full_path(&args, publisher, pages.clone()).await?, &mut full)
             } else {
-                (
-                    bare_publish(&args, producer, &topic, &framed).await?,
-                    &mut bare,
-                )
+                (bare_publish(publisher, &framed).await?, &mut bare)
             };
             let cpu_us = (process::own_cpu_seconds() - cpu) * 1e6 / args.work.records as f64;
             println!(
@@ -154,47 +142,39 @@ struct Side {
     rss: Series,
 }
 
-/// A producer with one record delivered, so its connections and metadata are in place
-/// before a timer starts.
-async fn warmed(args: &Args, topic: &str) -> Result<FutureProducer> {
-    let producer = producer(&args.kafka)?;
-    producer
-        .send(
-            FutureRecord::to(topic)
-                .key("warm-up")
-                .payload(b"warm-up".as_slice()),
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|(e, _)| e)?;
-    Ok(producer)
-}
-
-/// The producer's own loop: pages parsed ahead on another thread, each user
-/// encoded through the registry and published here, every delivery awaited.
-async fn full_path(
-    args: &Args,
-    producer: FutureProducer,
-    pages: Arc<Vec<Vec<u8>>>,
-    topic: &str,
-) -> Result<f64> {
+/// A publisher with one record delivered, so its connections and metadata are in place
+/// before a timer starts. Its books count that record.
+async fn warmed(args: &Args, topic: &str) -> Result<Publisher> {
     let mut publisher = Publisher::new(
-        producer,
+        &producer(&args.kafka)?,
         args.registry.settings()?,
         &args.registry.url,
         topic,
+    )?;
+    publisher.publish_encoded(b"warm-up", b"warm-up").await?;
+    publisher.settle().await;
+    ensure!(
+        publisher.stats().delivered == 1,
+        "the warm-up record was not delivered: {:?}",
+        publisher.stats()
     );
-    publisher
+    Ok(publisher)
+}
+
+/// The producer's own loop: pages parsed and framed ahead on another thread, each
+/// record published here, every delivery awaited.
+async fn full_path(args: &Args, mut publisher: Publisher, pages: Arc<Vec<Vec<u8>>>) -> Result<f64> {
+    let schema_id = publisher
         .register_schema(&args.registry.client()?, Duration::from_secs(30))
         .await?;
     let started = Instant::now();
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     std::thread::spawn(move || {
         for body in pages.iter() {
-            if tx
-                .blocking_send(ApiPage::parse(body).map_err(|e| e.to_string()))
-                .is_err()
-            {
+            let framed = ApiPage::parse(body)
+                .map(|page| FramedPage::new(page, schema_id))
+                .map_err(|e| e.to_string());
+            if tx.blocking_send(framed).is_err() {
                 break;
             }
         }
@@ -206,38 +186,30 @@ async fn full_path(
     let (_, failure) = publish_pages(&mut publisher, rx, pace, std::future::pending()).await;
     ensure!(failure.is_none(), "full run stopped: {failure:?}");
     let delivered = publisher.finish(Duration::from_secs(120)).await?;
+    // And the warm-up record.
     ensure!(
-        delivered.delivered as usize == args.work.records && delivered.failed() == 0,
+        delivered.delivered as usize == args.work.records + 1 && delivered.failed() == 0,
         "full run lost records: {delivered:?}"
     );
-    Ok(delivered.delivered as f64 / started.elapsed().as_secs_f64())
+    Ok(args.work.records as f64 / started.elapsed().as_secs_f64())
 }
 
 /// rdkafka sending the framed bytes through the publisher's own send path: the same
 /// back-pressure (await a delivery when the client's queue is full), the same bound on
 /// pending reports, every report awaited. Only parsing and encoding are left out.
-async fn bare_publish(
-    args: &Args,
-    producer: FutureProducer,
-    topic: &str,
-    records: &[(Vec<u8>, Vec<u8>)],
-) -> Result<f64> {
-    let mut publisher = Publisher::new(
-        producer,
-        args.registry.settings()?,
-        &args.registry.url,
-        topic,
-    );
+async fn bare_publish(mut publisher: Publisher, pages: &[Records]) -> Result<f64> {
     let started = Instant::now();
-    for (key, payload) in records {
+    for (key, payload) in pages.iter().flat_map(Records::iter) {
         publisher.publish_encoded(key, payload).await?;
     }
     let delivered = publisher.finish(Duration::from_secs(120)).await?;
+    let records: usize = pages.iter().map(Records::len).sum();
+    // And the warm-up record.
     ensure!(
-        delivered.delivered as usize == records.len() && delivered.failed() == 0,
+        delivered.delivered as usize == records + 1 && delivered.failed() == 0,
         "bare run lost records: {delivered:?}"
     );
-    Ok(delivered.delivered as f64 / started.elapsed().as_secs_f64())
+    Ok(records as f64 / started.elapsed().as_secs_f64())
 }
 
 /// The producer binary publishing `--count` users from the local API: users/s from its
@@ -273,37 +245,31 @@ async fn binary_run(
     ))
 }
 
-/// Where the full path's time goes: parsing alone, then encoding alone.
-async fn stage_costs(args: &Args, pages: &[Vec<u8>], topic: &str) -> Result<()> {
+/// Where the full path's time goes: parsing alone, then framing (Avro) alone.
+fn stage_costs(pages: &[Vec<u8>]) -> Result<()> {
     // Once untimed: the first pass pays the page faults of memory never touched before.
-    for page in pages {
-        ApiPage::parse(page)?;
-    }
-    let started = Instant::now();
-    let users: Vec<domain::User> = pages
+    let parsed = pages
         .iter()
-        .map(|p| ApiPage::parse(p).map(|p| p.users))
-        .collect::<Result<Vec<_>, _>>()?
-        .concat();
-    let parse = users.len() as f64 / started.elapsed().as_secs_f64();
-    let encoder =
-        schema_registry_converter::async_impl::avro::AvroEncoder::new(args.registry.settings()?);
-    // Register once with the schema, then encode as the publisher does (subject only).
-    encoder
-        .encode_struct(&users[0], &producer::publish::value_strategy(topic))
-        .await?;
-    let strategy =
-        schema_registry_converter::schema_registry_common::SubjectNameStrategy::TopicNameStrategy(
-            topic.to_string(),
-            false,
-        );
+        .map(|p| ApiPage::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let users: usize = parsed.iter().map(|p| p.users.len()).sum();
+    drop(parsed);
     let started = Instant::now();
-    for user in &users {
-        encoder.encode_struct(user, &strategy).await?;
+    for page in pages {
+        drop(ApiPage::parse(page)?);
     }
-    let encode = users.len() as f64 / started.elapsed().as_secs_f64();
+    let parse = users as f64 / started.elapsed().as_secs_f64();
+    let parsed = pages
+        .iter()
+        .map(|p| ApiPage::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let started = Instant::now();
+    for page in &parsed {
+        drop(Records::frame(&page.users, 1));
+    }
+    let frame = users as f64 / started.elapsed().as_secs_f64();
     println!(
-        "producer bench: stages alone: parse {parse:.0} users/s, Avro encode {encode:.0} users/s"
+        "producer bench: stages alone, one thread: parse {parse:.0} users/s, frame (Avro) {frame:.0} users/s"
     );
     Ok(())
 }

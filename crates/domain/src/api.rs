@@ -9,6 +9,8 @@
 //! - `id.value` is null for some nationalities, `id.name` may be empty;
 //! - the body may be `{"results": []}` or `{"error": "..."}` even with HTTP 200.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -53,7 +55,29 @@ impl ApiPage {
     /// Parses a response body. Records that fail to parse are returned in
     /// `rejected`; the page only fails as a whole when nothing in it is usable.
     pub fn parse(body: &[u8]) -> Result<ApiPage, PageError> {
-        let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(|e| {
+        // Nearly every page is clean, and one pass straight into the records costs half
+        // of reading the page twice (once to split it into records, once to parse each).
+        // Any page that is not clean is read again record by record, which says which
+        // records are bad and why.
+        match ApiPage::parse_clean(body) {
+            Some(page) => Ok(page),
+            None => ApiPage::parse_each(body),
+        }
+    }
+
+    /// The page, if it has results, no error, and every record is publishable.
+    fn parse_clean(body: &[u8]) -> Option<ApiPage> {
+        let envelope: Envelope<Publishable> = serde_json::from_slice(body).ok()?;
+        let users = envelope.results?.0;
+        (envelope.error.is_none() && !users.is_empty()).then(|| ApiPage {
+            users,
+            rejected: Vec::new(),
+            seed: envelope.info.and_then(|i| i.seed),
+        })
+    }
+
+    fn parse_each(body: &[u8]) -> Result<ApiPage, PageError> {
+        let envelope: Envelope<Vec<&RawValue>> = serde_json::from_slice(body).map_err(|e| {
             PageError::Malformed(format!("{e} (body starts with {:?})", head(body)))
         })?;
         if let Some(error) = envelope.error {
@@ -107,12 +131,41 @@ fn uuid_of(record: &str) -> Option<String> {
     value.pointer("/login/uuid")?.as_str().map(str::to_owned)
 }
 
+/// A page whose `results` are read as `R`: each record's own text (`Vec<&RawValue>`),
+/// or straight into users ([`Publishable`]).
 #[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow)]
-    results: Option<Vec<&'a RawValue>>,
+struct Envelope<R> {
+    results: Option<R>,
     error: Option<String>,
     info: Option<Info>,
+}
+
+/// Records read straight into users, each converted as it is read. The first that does
+/// not parse or convert fails the whole read, which then goes record by record.
+struct Publishable(Vec<User>);
+
+impl<'de> Deserialize<'de> for Publishable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Publishable;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of Random User records")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut records: A,
+            ) -> Result<Publishable, A::Error> {
+                let mut users = Vec::with_capacity(records.size_hint().unwrap_or(0));
+                while let Some(raw) = records.next_element::<RawUser<'de>>()? {
+                    let user = User::try_from(raw).map_err(|e| serde::de::Error::custom(e.0))?;
+                    users.push(user);
+                }
+                Ok(Publishable(users))
+            }
+        }
+        d.deserialize_seq(Visitor)
+    }
 }
 
 #[derive(Deserialize)]
@@ -121,16 +174,21 @@ struct Info {
 }
 
 /// A record exactly as the API sends it. `login`'s password, salt and hashes
-/// are not fields here, so they are dropped by the parser and never held.
+/// are not fields here, so they are dropped by the parser and never held. Text
+/// that is only read on the way to the record (dates, coordinates) is borrowed
+/// from the page rather than copied.
 #[derive(Debug, Deserialize)]
-pub struct RawUser {
+pub struct RawUser<'a> {
     gender: String,
     name: Name,
-    location: RawLocation,
+    #[serde(borrow)]
+    location: RawLocation<'a>,
     email: String,
     login: Login,
-    dob: RawDated,
-    registered: RawDated,
+    #[serde(borrow)]
+    dob: RawDated<'a>,
+    #[serde(borrow)]
+    registered: RawDated<'a>,
     phone: String,
     cell: String,
     #[serde(default)]
@@ -140,31 +198,38 @@ pub struct RawUser {
 }
 
 #[derive(Debug, Deserialize)]
-struct RawLocation {
-    street: RawStreet,
+struct RawLocation<'a> {
+    #[serde(borrow)]
+    street: RawStreet<'a>,
     city: String,
     state: String,
     country: String,
-    postcode: Scalar,
-    coordinates: RawCoordinates,
+    #[serde(borrow)]
+    postcode: Scalar<'a>,
+    #[serde(borrow)]
+    coordinates: RawCoordinates<'a>,
     timezone: Timezone,
 }
 
 #[derive(Debug, Deserialize)]
-struct RawStreet {
-    number: Scalar,
+struct RawStreet<'a> {
+    #[serde(borrow)]
+    number: Scalar<'a>,
     name: String,
 }
 
 #[derive(Debug, Deserialize)]
-struct RawCoordinates {
-    latitude: Scalar,
-    longitude: Scalar,
+struct RawCoordinates<'a> {
+    #[serde(borrow)]
+    latitude: Scalar<'a>,
+    #[serde(borrow)]
+    longitude: Scalar<'a>,
 }
 
 #[derive(Debug, Deserialize)]
-struct RawDated {
-    date: String,
+struct RawDated<'a> {
+    #[serde(borrow)]
+    date: Cow<'a, str>,
     age: i32,
 }
 
@@ -178,44 +243,47 @@ struct RawId {
 
 /// A JSON value the API sends sometimes as a number and sometimes as a string.
 #[derive(Debug)]
-enum Scalar {
+enum Scalar<'a> {
     Int(i64),
     Float(f64),
-    Text(String),
+    Text(Cow<'a, str>),
 }
 
-impl<'de> Deserialize<'de> for Scalar {
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // A visitor rather than `#[serde(untagged)]`, which buffers every value first.
         struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = Scalar;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Scalar<'de>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("a number or a string")
             }
-            fn visit_i64<E>(self, v: i64) -> Result<Scalar, E> {
+            fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> {
                 Ok(Scalar::Int(v))
             }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar, E> {
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar<'de>, E> {
                 i64::try_from(v).map(Scalar::Int).map_err(E::custom)
             }
-            fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
+            fn visit_f64<E>(self, v: f64) -> Result<Scalar<'de>, E> {
                 Ok(Scalar::Float(v))
             }
-            fn visit_str<E>(self, v: &str) -> Result<Scalar, E> {
-                Ok(Scalar::Text(v.to_owned()))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
+                Ok(Scalar::Text(Cow::Owned(v.to_owned())))
             }
         }
         d.deserialize_any(Visitor)
     }
 }
 
-impl Scalar {
-    fn text(&self) -> String {
+impl Scalar<'_> {
+    fn into_text(self) -> String {
         match self {
             Scalar::Int(i) => i.to_string(),
             Scalar::Float(f) => f.to_string(),
-            Scalar::Text(s) => s.clone(),
+            Scalar::Text(s) => s.into_owned(),
         }
     }
 
@@ -235,10 +303,10 @@ impl Scalar {
 #[derive(Debug)]
 pub struct Invalid(pub String);
 
-impl TryFrom<RawUser> for User {
+impl TryFrom<RawUser<'_>> for User {
     type Error = Invalid;
 
-    fn try_from(raw: RawUser) -> Result<User, Invalid> {
+    fn try_from(raw: RawUser<'_>) -> Result<User, Invalid> {
         let uuid = uuid::Uuid::parse_str(&raw.login.uuid).map_err(|e| {
             Invalid(format!(
                 "login.uuid {:?} is not a UUID: {e}",
@@ -271,7 +339,7 @@ impl TryFrom<RawUser> for User {
                 city: loc.city,
                 state: loc.state,
                 country: loc.country,
-                postcode: loc.postcode.text(),
+                postcode: loc.postcode.into_text(),
                 coordinates: Coordinates {
                     latitude,
                     longitude,
@@ -280,7 +348,7 @@ impl TryFrom<RawUser> for User {
             },
             email: raw.email,
             login: Login {
-                uuid: uuid.hyphenated().to_string(),
+                uuid: canonical(uuid, raw.login.uuid),
                 username: raw.login.username,
             },
             dob: dated(raw.dob, "dob.date")?,
@@ -297,7 +365,19 @@ impl TryFrom<RawUser> for User {
     }
 }
 
-fn dated(raw: RawDated, field: &str) -> Result<Dated, Invalid> {
+/// The uuid as lower-case hyphenated text: the API's own string when it already is
+/// (nearly always), without writing it again.
+fn canonical(uuid: uuid::Uuid, sent: String) -> String {
+    let mut buffer = uuid::Uuid::encode_buffer();
+    let canonical = uuid.hyphenated().encode_lower(&mut buffer);
+    if sent == *canonical {
+        sent
+    } else {
+        canonical.to_owned()
+    }
+}
+
+fn dated(raw: RawDated<'_>, field: &str) -> Result<Dated, Invalid> {
     let date = chrono::DateTime::parse_from_rfc3339(&raw.date).map_err(|e| {
         Invalid(format!(
             "{field} {:?} is not an RFC 3339 date: {e}",

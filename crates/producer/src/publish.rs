@@ -1,19 +1,19 @@
-//! Avro encoding through the Schema Registry and delivery to Kafka, with every
-//! delivery report awaited and counted.
+//! The schema registered in the Schema Registry, and framed records delivered to
+//! Kafka, with every delivery report awaited and counted.
 
 use std::error::Error as _;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use common::backoff::Backoff;
 use common::fault::Class;
 use common::registry::{describe, lookup_class, status_of_code, Registry};
-use domain::User;
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::future_producer::OwnedDeliveryResult;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::config::FromClientConfigAndContext;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext};
 use schema_registry_converter::async_impl::avro::AvroEncoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::error::SRCError;
@@ -21,9 +21,10 @@ use schema_registry_converter::schema_registry_common::RawError;
 use schema_registry_converter::schema_registry_common::{
     SchemaType, SubjectNameStrategy, SuppliedSchema,
 };
+use tokio::sync::Notify;
 
 /// Deliveries awaited at once before enqueueing more; bounds memory on long runs.
-const MAX_PENDING: usize = 50_000;
+const MAX_PENDING: u64 = 50_000;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Delivered {
@@ -52,25 +53,78 @@ impl Delivered {
 }
 
 pub struct Publisher {
-    producer: FutureProducer,
+    producer: ThreadedProducer<Reports>,
     encoder: AvroEncoder,
     strategy: SubjectNameStrategy,
     registry_url: String,
     topic: String,
-    /// The id the registry gave schemas/user.avsc ([`Publisher::register_schema`]).
-    schema_id: Option<u32>,
-    /// One record's framed value, reused for the next (librdkafka copies it).
-    payload: Vec<u8>,
-    pending: FuturesUnordered<DeliveryFuture>,
-    stats: Delivered,
+    unencodable: u64,
+    /// Why the first user that could not be encoded could not be.
+    first_unencodable: Option<String>,
+    enqueued: u64,
 }
 
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Publisher")
             .field("topic", &self.topic)
-            .field("stats", &self.stats)
+            .field("enqueued", &self.enqueued)
             .finish()
+    }
+}
+
+/// Delivery reports, counted as librdkafka's polling thread hands them over. A
+/// future and a channel per record (what `FutureProducer` gives) cost an allocation,
+/// a wake-up and a poll per record; counting in the callback costs an uncontended lock.
+#[derive(Default)]
+struct Reports {
+    books: Mutex<Reported>,
+    /// Signalled on every report, for a publisher waiting for room or for the last ones.
+    reported: Notify,
+}
+
+/// What the delivery reports said so far.
+#[derive(Debug, Default)]
+struct Reported {
+    delivered: u64,
+    undelivered: u64,
+    first_error: Option<String>,
+    spans: common::landed::Spans,
+}
+
+impl Reported {
+    fn count(&self) -> u64 {
+        self.delivered + self.undelivered
+    }
+}
+
+impl ClientContext for Reports {}
+
+impl ProducerContext for Reports {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let mut books = self.books.lock().unwrap_or_else(|e| e.into_inner());
+        match result {
+            Ok(message) => {
+                books.delivered += 1;
+                books.spans.add(message.partition(), message.offset());
+            }
+            Err((e, message)) => {
+                books.undelivered += 1;
+                if books.first_error.is_none() {
+                    let reason = format!(
+                        "Kafka did not acknowledge a record on topic {}: {e}",
+                        message.topic()
+                    );
+                    // The first failure in full; later ones are counted, not logged.
+                    tracing::error!("{reason}");
+                    books.first_error = Some(reason);
+                }
+            }
+        }
+        drop(books);
+        self.reported.notify_one();
     }
 }
 
@@ -88,27 +142,55 @@ pub fn value_strategy(topic: &str) -> SubjectNameStrategy {
 }
 
 impl Publisher {
+    /// A publisher whose Kafka producer is made from `config`.
     pub fn new(
-        producer: FutureProducer,
+        config: &ClientConfig,
         registry: SrSettings,
         registry_url: &str,
         topic: &str,
-    ) -> Self {
-        Publisher {
-            producer,
+    ) -> KafkaResult<Self> {
+        Ok(Publisher {
+            producer: ThreadedProducer::from_config_and_context(config, Reports::default())?,
             encoder: AvroEncoder::new(registry),
             strategy: value_strategy(topic),
             registry_url: registry_url.to_string(),
             topic: topic.to_string(),
-            schema_id: None,
-            payload: Vec::new(),
-            pending: FuturesUnordered::new(),
-            stats: Delivered::default(),
+            unencodable: 0,
+            first_unencodable: None,
+            enqueued: 0,
+        })
+    }
+
+    /// Records handed to the Kafka client so far.
+    pub fn enqueued(&self) -> u64 {
+        self.enqueued
+    }
+
+    /// The books so far: what was handed over, and what the reports said of it.
+    pub fn stats(&self) -> Delivered {
+        let books = self.books();
+        Delivered {
+            unencodable: self.unencodable,
+            enqueued: self.enqueued,
+            delivered: books.delivered,
+            undelivered: books.undelivered,
+            first_error: self
+                .first_unencodable
+                .clone()
+                .or_else(|| books.first_error.clone()),
+            spans: books.spans.clone(),
         }
     }
 
-    pub fn stats(&self) -> &Delivered {
-        &self.stats
+    fn reports(&self) -> &Reports {
+        self.producer.context()
+    }
+
+    fn books(&self) -> MutexGuard<'_, Reported> {
+        self.reports()
+            .books
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Registers the schema (or finds it registered) and returns its id,
@@ -124,10 +206,7 @@ impl Publisher {
                 .get_schema_and_id(&subject, self.strategy.clone())
                 .await
             {
-                Ok(schema) => {
-                    self.schema_id = Some(schema.id);
-                    return Ok(schema.id);
-                }
+                Ok(schema) => return Ok(schema.id),
                 Err(e) => e,
             };
             match error_code(&e).map(status_of_code) {
@@ -170,50 +249,29 @@ impl Publisher {
         }
     }
 
-    /// Encodes `user` with the registered schema, in the registry's wire format (magic byte 0,
-    /// the schema id, the Avro datum), and hands it to Kafka, keyed by `login.uuid`.
-    pub async fn publish(&mut self, user: &User) -> Result<()> {
-        let Some(schema_id) = self.schema_id else {
-            bail!("publishing before the schema is registered (register_schema)");
-        };
-        let mut payload = std::mem::take(&mut self.payload);
-        payload.clear();
-        payload.push(0);
-        payload.extend_from_slice(&schema_id.to_be_bytes());
-        let published = match domain::avro::write_datum(user, &mut payload) {
-            Ok(_) => {
-                self.publish_encoded(user.login.uuid.as_bytes(), &payload)
-                    .await
-            }
-            Err(e) => {
-                self.stats.unencodable += 1;
-                self.note_failure(format!(
-                    "could not encode user {} as Avro: {e}",
-                    user.login.uuid
-                ));
-                Ok(())
-            }
-        };
-        self.payload = payload;
-        published
+    /// Counts a user that could not be encoded ([`crate::frame`]), so was never handed
+    /// to Kafka; the first one's reason is logged and kept.
+    pub fn not_encodable(&mut self, reason: &str) {
+        self.unencodable += 1;
+        if self.first_unencodable.is_none() {
+            tracing::error!("{reason}");
+            self.first_unencodable = Some(reason.to_string());
+        }
     }
 
     /// Hands already-framed bytes to Kafka. Waits for room when the client's
     /// queue is full instead of dropping the record.
     pub async fn publish_encoded(&mut self, key: &[u8], payload: &[u8]) -> Result<()> {
         loop {
-            let record = FutureRecord::to(&self.topic).key(key).payload(payload);
-            match self.producer.send_result(record) {
-                Ok(delivery) => {
-                    self.stats.enqueued += 1;
-                    self.pending.push(delivery);
+            let record = BaseRecord::to(&self.topic).key(key).payload(payload);
+            match self.producer.send(record) {
+                Ok(()) => {
+                    self.enqueued += 1;
                     break;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    if !self.await_one().await {
-                        // Nothing of ours is pending: let librdkafka drain its queue.
-                        self.producer.poll(Duration::from_millis(100));
-                    }
+                    let reported = self.books().count();
+                    self.wait_for(|books| books.count() > reported).await;
                 }
                 Err((e, _)) => {
                     return Err(anyhow!(
@@ -223,15 +281,16 @@ impl Publisher {
                 }
             }
         }
-        while self.pending.len() >= MAX_PENDING {
-            self.await_one().await;
+        if self.enqueued - self.books().count() >= MAX_PENDING {
+            let enqueued = self.enqueued;
+            self.wait_for(|books| enqueued - books.count() < MAX_PENDING)
+                .await;
         }
-        self.reap_ready();
         Ok(())
     }
 
     /// Flushes the client and awaits every outstanding delivery report.
-    pub async fn finish(mut self, timeout: Duration) -> Result<Delivered> {
+    pub async fn finish(self, timeout: Duration) -> Result<Delivered> {
         let producer = self.producer.clone();
         tokio::task::spawn_blocking(move || producer.flush(timeout))
             .await
@@ -242,54 +301,28 @@ impl Publisher {
                 tracing::error!("{e:#}");
                 Ok::<_, anyhow::Error>(())
             })?;
-        while self.await_one().await {}
-        Ok(self.stats)
+        // The last report may still be in its callback.
+        self.settle().await;
+        Ok(self.stats())
     }
 
-    fn reap_ready(&mut self) {
-        while let Some(Some(result)) = self.pending.next().now_or_never() {
-            self.count(result);
-        }
+    /// Returns once every record handed over so far has its delivery report. librdkafka
+    /// reports every record it accepted, delivered or not: message.timeout.ms bounds this.
+    pub async fn settle(&self) {
+        let enqueued = self.enqueued;
+        self.wait_for(|books| books.count() >= enqueued).await;
     }
 
-    async fn await_one(&mut self) -> bool {
-        match self.pending.next().await {
-            Some(result) => {
-                self.count(result);
-                true
+    /// Returns once `done` holds for the reports, woken by each new one (a report
+    /// between the check and the wait leaves a permit, so none is missed).
+    async fn wait_for(&self, done: impl Fn(&Reported) -> bool) {
+        loop {
+            let reported = self.reports().reported.notified();
+            if done(&self.books()) {
+                return;
             }
-            None => false,
+            reported.await;
         }
-    }
-
-    fn count(&mut self, result: Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>) {
-        match result {
-            Ok(Ok(delivery)) => {
-                self.stats.delivered += 1;
-                self.stats.spans.add(delivery.partition, delivery.offset);
-            }
-            Ok(Err((e, _))) => {
-                self.stats.undelivered += 1;
-                self.note_failure(format!(
-                    "Kafka did not acknowledge a record on topic {}: {e}",
-                    self.topic
-                ))
-            }
-            Err(_) => {
-                self.stats.undelivered += 1;
-                self.note_failure(
-                    "the Kafka client dropped a record before reporting its delivery".into(),
-                )
-            }
-        }
-    }
-
-    /// Logs the first failure in full (later ones are counted, not logged).
-    fn note_failure(&mut self, reason: String) {
-        if self.stats.first_error.is_none() {
-            tracing::error!("{reason}");
-        }
-        self.stats.first_error.get_or_insert(reason);
     }
 }
 

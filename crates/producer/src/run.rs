@@ -1,12 +1,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use rdkafka::producer::FutureProducer;
 
 use crate::cli::Args;
+use crate::frame::FramedPage;
 use crate::publish::{Delivered, Publisher};
 use crate::source::ApiSource;
-use domain::ApiPage;
 use tokio::sync::mpsc;
 
 /// What a run did; printed as the last line and used for the exit code.
@@ -55,26 +54,23 @@ pub async fn run(
         .map_or(0, |d| d.as_millis() as i64);
     args.kafka.ensure_topics(&[&args.kafka.topic]).await?;
     let delivery_timeout = args.delivery_timeout.as_millis().to_string();
-    let producer: FutureProducer = args
-        .kafka
-        .client_config(
-            &[
-                ("compression.type", args.compression.as_str()),
-                // A few ms of batching: full batches under load, little added latency.
-                ("linger.ms", "5"),
-                ("message.timeout.ms", delivery_timeout.as_str()),
-            ],
-            &common::kafka::producer_guarantees(),
-        )?
-        .create()
-        .context("creating the Kafka producer (check --compression)")?;
+    let config = args.kafka.client_config(
+        &[
+            ("compression.type", args.compression.as_str()),
+            // A few ms of batching: full batches under load, little added latency.
+            ("linger.ms", "5"),
+            ("message.timeout.ms", delivery_timeout.as_str()),
+        ],
+        &common::kafka::producer_guarantees(),
+    )?;
     let registry = args.registry.connect(&args.kafka.topic).await?;
     let mut publisher = Publisher::new(
-        producer,
+        &config,
         args.registry.settings()?,
         &args.registry.url,
         &args.kafka.topic,
-    );
+    )
+    .context("creating the Kafka producer (check --compression)")?;
     let schema_id = publisher
         .register_schema(&registry, args.registry.connect_timeout)
         .await?;
@@ -85,7 +81,7 @@ pub async fn run(
         deadline: args.duration.map(|d| started + d),
         batch_size: args.batch_size,
     };
-    let pages = spawn_fetcher(ApiSource::new(&args)?, plan);
+    let pages = spawn_fetcher(ApiSource::new(&args)?, plan, schema_id);
     let pace = Pace {
         rate: args.rate,
         progress_interval: args.progress_interval,
@@ -146,13 +142,13 @@ pub struct Plan {
     pub batch_size: u32,
 }
 
-/// A fetched page, or why fetching stopped early.
-pub type Fetched = Result<ApiPage, String>;
+/// A fetched page, framed, or why fetching stopped early.
+pub type Fetched = Result<FramedPage, String>;
 
-/// Fetches (and parses) pages ahead of the publisher, so the API's latency and
-/// the JSON parsing overlap with encoding and sending. The channel holds one
-/// page: memory stays at about two pages however long the run.
-pub fn spawn_fetcher(source: ApiSource, plan: Plan) -> mpsc::Receiver<Fetched> {
+/// Fetches, parses and frames pages ahead of the publisher, so the API's latency and
+/// that work overlap with sending. The channel holds one page: memory stays at about
+/// two pages however long the run.
+pub fn spawn_fetcher(source: ApiSource, plan: Plan, schema_id: u32) -> mpsc::Receiver<Fetched> {
     let (tx, rx) = mpsc::channel(1);
     tokio::spawn(async move {
         let mut fetched = 0u64;
@@ -162,15 +158,20 @@ pub fn spawn_fetcher(source: ApiSource, plan: Plan) -> mpsc::Receiver<Fetched> {
                 break;
             }
             let size = remaining.map_or(plan.batch_size, |r| r.min(plan.batch_size as u64) as u32);
-            let result = source.fetch(size, page).await.map_err(|e| format!("{e:#}"));
-            let stop = result.is_err();
-            let result = result.map(|mut p| {
+            let frame = move |mut p: domain::ApiPage| {
                 // The API answers with what was asked; should it send more, --count still holds.
                 p.users
                     .truncate((size as usize).saturating_sub(p.rejected.len()));
-                fetched += (p.users.len() + p.rejected.len()) as u64;
-                p
-            });
+                FramedPage::new(p, schema_id)
+            };
+            let result = source
+                .fetch(size, page, frame)
+                .await
+                .map_err(|e| format!("{e:#}"));
+            let stop = result.is_err();
+            if let Ok(p) = &result {
+                fetched += p.fetched() as u64;
+            }
             if tx.send(result).await.is_err() || stop {
                 break;
             }
@@ -209,21 +210,24 @@ pub async fn publish_pages(
             signal = &mut stop => return (summary, Some(format!("interrupted by {signal}"))),
             next = pages.recv() => next,
         };
-        let api_page = match next {
+        let framed = match next {
             None => break,
             Some(Err(reason)) => return (summary, Some(reason)),
             Some(Ok(p)) => p,
         };
-        summary.fetched += (api_page.users.len() + api_page.rejected.len()) as u64;
-        summary.rejected += api_page.rejected.len() as u64;
-        for r in &api_page.rejected {
+        summary.fetched += framed.fetched() as u64;
+        summary.rejected += framed.rejected.len() as u64;
+        for r in &framed.rejected {
             let uuid = r.uuid.as_deref().unwrap_or("?");
             tracing::warn!(page, index = r.index, uuid, "record rejected: {}", r.reason);
         }
-        for user in &api_page.users {
+        for reason in &framed.records.unencodable {
+            publisher.not_encodable(reason);
+        }
+        for (key, value) in framed.records.iter() {
             if pace.rate > 0.0 {
-                let due = started
-                    + Duration::from_secs_f64(publisher.stats().enqueued as f64 / pace.rate);
+                let due =
+                    started + Duration::from_secs_f64(publisher.enqueued() as f64 / pace.rate);
                 // A tick's users at once, not one wake per user: a sleep per user woke this
                 // task and librdkafka's broker thread a thousand times a second at 1 000/s
                 // and cost 300-700 µs of CPU per user, against about 20 unpaced. The rate
@@ -232,7 +236,7 @@ pub async fn publish_pages(
                     tokio::time::sleep_until(due.into()).await;
                 }
             }
-            if let Err(e) = publisher.publish(user).await {
+            if let Err(e) = publisher.publish_encoded(key, value).await {
                 return (summary, Some(format!("{e:#}")));
             }
         }

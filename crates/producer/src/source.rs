@@ -47,12 +47,17 @@ impl ApiSource {
         })
     }
 
-    /// Fetches page `page` (1-based) of `results` users. With a seed, pages are
-    /// distinct and reproducible; without one, every page is fresh random users.
-    pub async fn fetch(&self, results: u32, page: u64) -> Result<ApiPage> {
+    /// Fetches page `page` (1-based) of `results` users and hands it to `then` on the
+    /// thread that parsed it. With a seed, pages are distinct and reproducible; without
+    /// one, every page is fresh random users.
+    pub async fn fetch<T, F>(&self, results: u32, page: u64, then: F) -> Result<T>
+    where
+        F: FnOnce(ApiPage) -> T + Clone + Send + 'static,
+        T: Send + 'static,
+    {
         let mut backoff = self.backoff.clone();
         loop {
-            let (reason, retry_after) = match self.attempt(results, page).await {
+            let (reason, retry_after) = match self.attempt(results, page, then.clone()).await {
                 Ok(page) => return Ok(page),
                 Err(Attempt::Fatal(reason)) => bail!("{reason}"),
                 Err(Attempt::Retry(reason, retry_after)) => (reason, retry_after),
@@ -79,7 +84,11 @@ impl ApiSource {
         }
     }
 
-    async fn attempt(&self, results: u32, page: u64) -> Result<ApiPage, Attempt> {
+    async fn attempt<T, F>(&self, results: u32, page: u64, then: F) -> Result<T, Attempt>
+    where
+        F: FnOnce(ApiPage) -> T + Send + 'static,
+        T: Send + 'static,
+    {
         let mut query: Vec<(&str, String)> = vec![("results", results.to_string())];
         if let Some(seed) = &self.seed {
             query.push(("seed", seed.clone()));
@@ -141,11 +150,11 @@ impl ApiSource {
             )));
         }
         // A 5000-user page takes milliseconds to parse: keep it off the async workers.
-        let parsed = tokio::task::spawn_blocking(move || ApiPage::parse(&body))
+        let parsed = tokio::task::spawn_blocking(move || ApiPage::parse(&body).map(then))
             .await
             .map_err(|e| Attempt::Fatal(format!("parsing the page panicked: {e}")))?;
         match parsed {
-            Ok(page) => Ok(page),
+            Ok(done) => Ok(done),
             // The live API sometimes answers 200 with an error or nothing while overloaded.
             Err(e @ (PageError::Api(_) | PageError::Empty | PageError::Malformed(_))) => {
                 Err(Attempt::Retry(e.to_string(), None))

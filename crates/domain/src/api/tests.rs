@@ -148,3 +148,24 @@ fn uuids_are_normalised_to_lower_case() {
         "6f1c2b0a-3a7e-4c55-9a40-5d1b2f0c9e11"
     );
 }
+
+#[test]
+fn a_clean_page_parses_in_one_pass_to_what_the_record_by_record_pass_gives() {
+    let clean = fixture("quirks.json");
+    let page = ApiPage::parse_clean(&clean).expect("a clean page takes the one pass");
+    assert_eq!(
+        Ok(page),
+        ApiPage::parse_each(&clean),
+        "both passes agree on it"
+    );
+    // Any page the one pass cannot take whole goes record by record, so each bad record is
+    // named and an error body is reported as one.
+    for unclean in [
+        "some_rejected.json",
+        "all_rejected.json",
+        "empty.json",
+        "error.json",
+    ] {
+        assert_eq!(ApiPage::parse_clean(&fixture(unclean)), None, "{unclean}");
+    }
+}
