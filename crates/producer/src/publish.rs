@@ -2,6 +2,8 @@
 //! Kafka, with every delivery report awaited and counted.
 
 use std::error::Error as _;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,12 @@ use tokio::sync::Notify;
 
 /// Deliveries awaited at once before enqueueing more; bounds memory on long runs.
 const MAX_PENDING: u64 = 50_000;
+
+/// Once at that bound (or the client's queue is full), the publisher waits for this many
+/// reports before it sends again. Waiting for one at a time traded a wake-up per record
+/// between the publisher and the client's thread whenever the broker fell behind, and
+/// more than doubled the CPU per record.
+const REFILL: u64 = MAX_PENDING / 8;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Delivered {
@@ -76,11 +84,25 @@ impl std::fmt::Debug for Publisher {
 /// Delivery reports, counted as librdkafka's polling thread hands them over. A
 /// future and a channel per record (what `FutureProducer` gives) cost an allocation,
 /// a wake-up and a poll per record; counting in the callback costs an uncontended lock.
-#[derive(Default)]
 struct Reports {
     books: Mutex<Reported>,
-    /// Signalled on every report, for a publisher waiting for room or for the last ones.
+    /// Reports so far (what `books` counts), read without the lock on every send.
+    count: AtomicU64,
+    /// The count a waiting publisher needs ([`Publisher::wait_reported`]); `u64::MAX`
+    /// when none waits, so the callback signals only the report that ends a wait.
+    wake_at: AtomicU64,
     reported: Notify,
+}
+
+impl Default for Reports {
+    fn default() -> Self {
+        Reports {
+            books: Mutex::default(),
+            count: AtomicU64::new(0),
+            wake_at: AtomicU64::new(u64::MAX),
+            reported: Notify::new(),
+        }
+    }
 }
 
 /// What the delivery reports said so far.
@@ -90,12 +112,6 @@ struct Reported {
     undelivered: u64,
     first_error: Option<String>,
     spans: common::landed::Spans,
-}
-
-impl Reported {
-    fn count(&self) -> u64 {
-        self.delivered + self.undelivered
-    }
 }
 
 impl ClientContext for Reports {}
@@ -124,7 +140,10 @@ impl ProducerContext for Reports {
             }
         }
         drop(books);
-        self.reported.notify_one();
+        let count = self.count.fetch_add(1, SeqCst) + 1;
+        if count >= self.wake_at.load(SeqCst) {
+            self.reported.notify_one();
+        }
     }
 }
 
@@ -270,8 +289,9 @@ impl Publisher {
                     break;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                    let reported = self.books().count();
-                    self.wait_for(|books| books.count() > reported).await;
+                    let reported = self.reported();
+                    self.wait_reported((reported + REFILL).min(self.enqueued))
+                        .await;
                 }
                 Err((e, _)) => {
                     return Err(anyhow!(
@@ -281,9 +301,8 @@ impl Publisher {
                 }
             }
         }
-        if self.enqueued - self.books().count() >= MAX_PENDING {
-            let enqueued = self.enqueued;
-            self.wait_for(|books| enqueued - books.count() < MAX_PENDING)
+        if self.enqueued - self.reported() >= MAX_PENDING {
+            self.wait_reported(self.enqueued - MAX_PENDING + REFILL)
                 .await;
         }
         Ok(())
@@ -309,20 +328,27 @@ impl Publisher {
     /// Returns once every record handed over so far has its delivery report. librdkafka
     /// reports every record it accepted, delivered or not: message.timeout.ms bounds this.
     pub async fn settle(&self) {
-        let enqueued = self.enqueued;
-        self.wait_for(|books| books.count() >= enqueued).await;
+        self.wait_reported(self.enqueued).await;
     }
 
-    /// Returns once `done` holds for the reports, woken by each new one (a report
-    /// between the check and the wait leaves a permit, so none is missed).
-    async fn wait_for(&self, done: impl Fn(&Reported) -> bool) {
+    fn reported(&self) -> u64 {
+        self.reports().count.load(SeqCst)
+    }
+
+    /// Returns once `count` records have their reports, woken by the report that makes
+    /// it so. The callback reads `wake_at` after counting and this reads the count after
+    /// setting it, so one of them sees the other and no signal is lost.
+    async fn wait_reported(&self, count: u64) {
+        let reports = self.reports();
         loop {
-            let reported = self.reports().reported.notified();
-            if done(&self.books()) {
-                return;
+            let reported = reports.reported.notified();
+            reports.wake_at.store(count, SeqCst);
+            if reports.count.load(SeqCst) >= count {
+                break;
             }
             reported.await;
         }
+        reports.wake_at.store(u64::MAX, SeqCst);
     }
 }
 
