@@ -37,6 +37,8 @@ fn producer(kafka: &KafkaArgs) -> Result<ClientConfig> {
 }
 
 pub async fn run(args: Args) -> Result<()> {
+    // The pipeline measured in this process keeps freed memory as the producer binary does.
+    common::memory::keep_freed_memory();
     let producer_bin = process::binary("producer", args.bin_dir.as_deref())?;
     // Shared with each round's parsing thread, not copied for it.
     let pages = Arc::new(crate::users::pages(args.work.records, 5000));

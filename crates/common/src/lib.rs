@@ -1,5 +1,5 @@
 //! Plumbing shared by the producer and the consumer, written once: logging,
-//! shutdown signals, retry with backoff and its log summaries (`storm`), failure classes, secrets, where a
+//! how freed memory is kept (`memory`), shutdown signals, retry with backoff and its log summaries (`storm`), failure classes, secrets, where a
 //! run's records landed (`landed`, written by the producer, awaited by the consumer), and the
 //! Kafka, Schema Registry and Cassandra connection flags and clients.
 
@@ -10,6 +10,7 @@ pub mod fault;
 pub mod kafka;
 pub mod landed;
 pub mod logging;
+pub mod memory;
 pub mod registry;
 pub mod secret;
 pub mod shutdown;

@@ -5,6 +5,7 @@ use producer::Args;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    common::memory::keep_freed_memory();
     let args = Args::parse();
     args.log.init();
     common::storm::spawn_flusher();
