@@ -65,7 +65,12 @@ pub async fn run(args: Args) -> Result<()> {
         .await?;
     let framed = pages
         .iter()
-        .map(|body| Ok(Records::frame(&ApiPage::parse(body)?.users, schema_id)))
+        .map(|body| {
+            Ok(Records::frame(
+                &ApiPage::parse_borrowed(body)?.users,
+                schema_id,
+            ))
+        })
         .collect::<Result<Vec<Records>>>()?;
     // The binary asks for pages of its default size (--batch-size 500), as users run it.
     let api_pages = crate::users::pages(args.work.records.min(20_000), 500);
@@ -173,7 +178,7 @@ async fn full_path(args: &Args, mut publisher: Publisher, pages: Arc<Vec<Vec<u8>
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     std::thread::spawn(move || {
         for body in pages.iter() {
-            let framed = ApiPage::parse(body)
+            let framed = ApiPage::parse_borrowed(body)
                 .map(|page| FramedPage::new(page, schema_id))
                 .map_err(|e| e.to_string());
             if tx.blocking_send(framed).is_err() {
@@ -253,12 +258,12 @@ fn stage_costs(pages: &[Vec<u8>]) -> Result<()> {
     // and its users are what the framing below encodes.
     let parsed = pages
         .iter()
-        .map(|p| ApiPage::parse(p))
+        .map(|p| ApiPage::parse_borrowed(p))
         .collect::<Result<Vec<_>, _>>()?;
     let users: usize = parsed.iter().map(|p| p.users.len()).sum();
     let started = Instant::now();
     for page in pages {
-        drop(ApiPage::parse(page)?);
+        drop(ApiPage::parse_borrowed(page)?);
     }
     let parse = users as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();

@@ -15,14 +15,16 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::text::Text;
 use crate::user::{
     Coordinates, Dated, Location, Login, Name, NationalId, Picture, Street, Timezone, User,
 };
 
-/// A page whose records were each either accepted or rejected with a reason.
+/// A page whose records were each either accepted or rejected with a reason. Its users'
+/// text is `String`s ([`ApiPage::parse`]) or borrowed from the page ([`ApiPage::parse_borrowed`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ApiPage {
-    pub users: Vec<User>,
+pub struct ApiPage<S = String> {
+    pub users: Vec<User<S>>,
     pub rejected: Vec<Rejected>,
     /// The API's `info.seed`, which reproduces the page when passed back as `seed`.
     pub seed: Option<String>,
@@ -55,6 +57,20 @@ impl ApiPage {
     /// Parses a response body. Records that fail to parse are returned in
     /// `rejected`; the page only fails as a whole when nothing in it is usable.
     pub fn parse(body: &[u8]) -> Result<ApiPage, PageError> {
+        ApiPage::parse_as(body)
+    }
+}
+
+impl<'a> ApiPage<Text<'a>> {
+    /// [`ApiPage::parse`], the users' text borrowed from `body` rather than copied: what
+    /// the producer encodes and drops right away needs no strings of its own.
+    pub fn parse_borrowed(body: &'a [u8]) -> Result<ApiPage<Text<'a>>, PageError> {
+        ApiPage::parse_as(body)
+    }
+}
+
+impl<'a, S: Textual<'a>> ApiPage<S> {
+    fn parse_as(body: &'a [u8]) -> Result<ApiPage<S>, PageError> {
         // Nearly every page is clean, and one pass straight into the records costs half
         // of reading the page twice (once to split it into records, once to parse each).
         // Any page that is not clean is read again record by record, which says which
@@ -66,8 +82,8 @@ impl ApiPage {
     }
 
     /// The page, if it has results, no error, and every record is publishable.
-    fn parse_clean(body: &[u8]) -> Option<ApiPage> {
-        let envelope: Envelope<Publishable> = serde_json::from_slice(body).ok()?;
+    fn parse_clean(body: &'a [u8]) -> Option<ApiPage<S>> {
+        let envelope: Envelope<Publishable<S>> = serde_json::from_slice(body).ok()?;
         let users = envelope.results?.0;
         (envelope.error.is_none() && !users.is_empty()).then(|| ApiPage {
             users,
@@ -76,7 +92,7 @@ impl ApiPage {
         })
     }
 
-    fn parse_each(body: &[u8]) -> Result<ApiPage, PageError> {
+    fn parse_each(body: &'a [u8]) -> Result<ApiPage<S>, PageError> {
         let envelope: Envelope<Vec<&RawValue>> = serde_json::from_slice(body).map_err(|e| {
             PageError::Malformed(format!("{e} (body starts with {:?})", head(body)))
         })?;
@@ -95,7 +111,7 @@ impl ApiPage {
         for (index, record) in results.into_iter().enumerate() {
             // Each record is parsed on its own from its slice of the body, so a
             // bad one is rejected alone and good ones are parsed only once.
-            match serde_json::from_str::<RawUser>(record.get())
+            match serde_json::from_str::<RawUser<S>>(record.get())
                 .map_err(|e| e.to_string())
                 .and_then(|raw| User::try_from(raw).map_err(|e| e.0))
             {
@@ -140,31 +156,38 @@ struct Envelope<R> {
     info: Option<Info>,
 }
 
+/// What a user's text may be read as: `String` or [`Text`] borrowed from the page.
+/// `From<Cow<str>>` is for the text the conversion writes itself (a numeric postcode, a
+/// uuid made canonical).
+pub trait Textual<'a>: Deserialize<'a> + From<Cow<'a, str>> + AsRef<str> {}
+
+impl<'a, S: Deserialize<'a> + From<Cow<'a, str>> + AsRef<str>> Textual<'a> for S {}
+
 /// Records read straight into users, each converted as it is read. The first that does
 /// not parse or convert fails the whole read, which then goes record by record.
-struct Publishable(Vec<User>);
+struct Publishable<S>(Vec<User<S>>);
 
-impl<'de> Deserialize<'de> for Publishable {
+impl<'de, S: Textual<'de>> Deserialize<'de> for Publishable<S> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Publishable;
+        struct Visitor<S>(std::marker::PhantomData<S>);
+        impl<'de, S: Textual<'de>> serde::de::Visitor<'de> for Visitor<S> {
+            type Value = Publishable<S>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an array of Random User records")
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut records: A,
-            ) -> Result<Publishable, A::Error> {
+            ) -> Result<Publishable<S>, A::Error> {
                 let mut users = Vec::with_capacity(records.size_hint().unwrap_or(0));
-                while let Some(raw) = records.next_element::<RawUser<'de>>()? {
+                while let Some(raw) = records.next_element::<RawUser<'de, S>>()? {
                     let user = User::try_from(raw).map_err(|e| serde::de::Error::custom(e.0))?;
                     users.push(user);
                 }
                 Ok(Publishable(users))
             }
         }
-        d.deserialize_seq(Visitor)
+        d.deserialize_seq(Visitor(std::marker::PhantomData))
     }
 }
 
@@ -173,49 +196,51 @@ struct Info {
     seed: Option<String>,
 }
 
-/// A record exactly as the API sends it. `login`'s password, salt and hashes
-/// are not fields here, so they are dropped by the parser and never held. Text
-/// that is only read on the way to the record (dates, coordinates) is borrowed
-/// from the page rather than copied.
+/// A record exactly as the API sends it, its text read as `S`. `login`'s password,
+/// salt and hashes are not fields here, so they are dropped by the parser and never
+/// held. Text that is only read on the way to the record (dates, coordinates) is
+/// borrowed from the page rather than copied.
 #[derive(Debug, Deserialize)]
-pub struct RawUser<'a> {
-    gender: String,
-    name: Name,
+// The derive would also ask `S: Default` for `id`'s default, which is `RawId`'s own.
+#[serde(bound(deserialize = "S: Deserialize<'de>"))]
+pub struct RawUser<'a, S> {
+    gender: S,
+    name: Name<S>,
     #[serde(borrow)]
-    location: RawLocation<'a>,
-    email: String,
-    login: Login,
+    location: RawLocation<'a, S>,
+    email: S,
+    login: Login<S>,
     #[serde(borrow)]
     dob: RawDated<'a>,
     #[serde(borrow)]
     registered: RawDated<'a>,
-    phone: String,
-    cell: String,
+    phone: S,
+    cell: S,
     #[serde(default)]
-    id: RawId,
-    picture: Picture,
-    nat: String,
+    id: RawId<S>,
+    picture: Picture<S>,
+    nat: S,
 }
 
 #[derive(Debug, Deserialize)]
-struct RawLocation<'a> {
+struct RawLocation<'a, S> {
     #[serde(borrow)]
-    street: RawStreet<'a>,
-    city: String,
-    state: String,
-    country: String,
+    street: RawStreet<'a, S>,
+    city: S,
+    state: S,
+    country: S,
     #[serde(borrow)]
     postcode: Scalar<'a>,
     #[serde(borrow)]
     coordinates: RawCoordinates<'a>,
-    timezone: Timezone,
+    timezone: Timezone<S>,
 }
 
 #[derive(Debug, Deserialize)]
-struct RawStreet<'a> {
+struct RawStreet<'a, S> {
     #[serde(borrow)]
     number: Scalar<'a>,
-    name: String,
+    name: S,
 }
 
 #[derive(Debug, Deserialize)]
@@ -233,12 +258,21 @@ struct RawDated<'a> {
     age: i32,
 }
 
-#[derive(Debug, Default, Deserialize)]
-struct RawId {
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    value: Option<String>,
+/// Either field may be missing (`None`, as serde reads an absent `Option`) or null.
+#[derive(Debug, Deserialize)]
+struct RawId<S> {
+    name: Option<S>,
+    value: Option<S>,
+}
+
+// Not derived: the derive would ask for `S: Default`, which no `None` needs.
+impl<S> Default for RawId<S> {
+    fn default() -> Self {
+        RawId {
+            name: None,
+            value: None,
+        }
+    }
 }
 
 /// A JSON value the API sends sometimes as a number and sometimes as a string.
@@ -278,12 +312,12 @@ impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
     }
 }
 
-impl Scalar<'_> {
-    fn into_text(self) -> String {
+impl<'a> Scalar<'a> {
+    fn into_text(self) -> Cow<'a, str> {
         match self {
-            Scalar::Int(i) => i.to_string(),
-            Scalar::Float(f) => f.to_string(),
-            Scalar::Text(s) => s.into_owned(),
+            Scalar::Int(i) => Cow::Owned(i.to_string()),
+            Scalar::Float(f) => Cow::Owned(f.to_string()),
+            Scalar::Text(s) => s,
         }
     }
 
@@ -303,14 +337,14 @@ impl Scalar<'_> {
 #[derive(Debug)]
 pub struct Invalid(pub String);
 
-impl TryFrom<RawUser<'_>> for User {
+impl<'a, S: Textual<'a>> TryFrom<RawUser<'a, S>> for User<S> {
     type Error = Invalid;
 
-    fn try_from(raw: RawUser<'_>) -> Result<User, Invalid> {
-        let uuid = uuid::Uuid::parse_str(&raw.login.uuid).map_err(|e| {
+    fn try_from(raw: RawUser<'a, S>) -> Result<User<S>, Invalid> {
+        let uuid = uuid::Uuid::parse_str(raw.login.uuid.as_ref()).map_err(|e| {
             Invalid(format!(
                 "login.uuid {:?} is not a UUID: {e}",
-                raw.login.uuid
+                raw.login.uuid.as_ref()
             ))
         })?;
         let loc = raw.location;
@@ -339,7 +373,7 @@ impl TryFrom<RawUser<'_>> for User {
                 city: loc.city,
                 state: loc.state,
                 country: loc.country,
-                postcode: loc.postcode.into_text(),
+                postcode: loc.postcode.into_text().into(),
                 coordinates: Coordinates {
                     latitude,
                     longitude,
@@ -356,7 +390,7 @@ impl TryFrom<RawUser<'_>> for User {
             phone: raw.phone,
             cell: raw.cell,
             id: NationalId {
-                name: raw.id.name.unwrap_or_default(),
+                name: raw.id.name.unwrap_or_else(|| Cow::Borrowed("").into()),
                 value: raw.id.value,
             },
             picture: raw.picture,
@@ -367,13 +401,13 @@ impl TryFrom<RawUser<'_>> for User {
 
 /// The uuid as lower-case hyphenated text: the API's own string when it already is
 /// (nearly always), without writing it again.
-fn canonical(uuid: uuid::Uuid, sent: String) -> String {
+fn canonical<'a, S: Textual<'a>>(uuid: uuid::Uuid, sent: S) -> S {
     let mut buffer = uuid::Uuid::encode_buffer();
     let canonical = uuid.hyphenated().encode_lower(&mut buffer);
-    if sent == *canonical {
+    if sent.as_ref() == canonical {
         sent
     } else {
-        canonical.to_owned()
+        S::from(Cow::Owned(canonical.to_owned()))
     }
 }
 

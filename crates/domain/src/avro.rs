@@ -32,8 +32,12 @@ pub fn to_datum(user: &User) -> Result<Vec<u8>, apache_avro::Error> {
 }
 
 /// Appends `user`'s bare Avro datum to `out`: serialized straight from the struct
-/// by a writer built once (no value tree, no per-record schema work).
-pub fn write_datum(user: &User, out: &mut Vec<u8>) -> Result<usize, apache_avro::Error> {
+/// by a writer built once (no value tree, no per-record schema work). Its text may be
+/// `String`s or borrowed: the datum is the same.
+pub fn write_datum<S: serde::Serialize>(
+    user: &User<S>,
+    out: &mut Vec<u8>,
+) -> Result<usize, apache_avro::Error> {
     static WRITER: OnceLock<GenericDatumWriter<'static>> = OnceLock::new();
     WRITER
         .get_or_init(|| {

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod avro;
 pub mod row;
+pub mod text;
 pub mod transform;
 pub mod user;
 
@@ -16,5 +17,6 @@ mod fixtures;
 
 pub use api::{ApiPage, PageError, RawUser, Rejected};
 pub use row::UserRow;
+pub use text::Text;
 pub use transform::{to_row, TransformError};
 pub use user::User;

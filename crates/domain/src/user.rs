@@ -1,47 +1,51 @@
 //! The record the producer publishes: the API's nested shape with its quirks
 //! resolved (postcode always text, coordinates numeric, dates as instants) and
 //! the login credentials gone. Field names match `schemas/user.avsc`.
+//!
+//! The text type is a parameter: the producer reads a page's users as [`Text`] borrowed
+//! from the page and encodes them without copying a string; everything else holds
+//! `String`s, the default, so `User` means `User<String>`.
 
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct User {
-    pub gender: String,
-    pub name: Name,
-    pub location: Location,
-    pub email: String,
-    pub login: Login,
+pub struct User<S = String> {
+    pub gender: S,
+    pub name: Name<S>,
+    pub location: Location<S>,
+    pub email: S,
+    pub login: Login<S>,
     pub dob: Dated,
     pub registered: Dated,
-    pub phone: String,
-    pub cell: String,
-    pub id: NationalId,
-    pub picture: Picture,
-    pub nat: String,
+    pub phone: S,
+    pub cell: S,
+    pub id: NationalId<S>,
+    pub picture: Picture<S>,
+    pub nat: S,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Name {
-    pub title: String,
-    pub first: String,
-    pub last: String,
+pub struct Name<S = String> {
+    pub title: S,
+    pub first: S,
+    pub last: S,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Location {
-    pub street: Street,
-    pub city: String,
-    pub state: String,
-    pub country: String,
-    pub postcode: String,
+pub struct Location<S = String> {
+    pub street: Street<S>,
+    pub city: S,
+    pub state: S,
+    pub country: S,
+    pub postcode: S,
     pub coordinates: Coordinates,
-    pub timezone: Timezone,
+    pub timezone: Timezone<S>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Street {
+pub struct Street<S = String> {
     pub number: i64,
-    pub name: String,
+    pub name: S,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,16 +55,16 @@ pub struct Coordinates {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Timezone {
-    pub offset: String,
-    pub description: String,
+pub struct Timezone<S = String> {
+    pub offset: S,
+    pub description: S,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Login {
+pub struct Login<S = String> {
     /// Canonical lower-case hyphenated form; the Kafka key and the row's primary key.
-    pub uuid: String,
-    pub username: String,
+    pub uuid: S,
+    pub username: S,
 }
 
 /// A date with the age derived from it (`dob` and `registered`).
@@ -72,14 +76,14 @@ pub struct Dated {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct NationalId {
-    pub name: String,
-    pub value: Option<String>,
+pub struct NationalId<S = String> {
+    pub name: S,
+    pub value: Option<S>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Picture {
-    pub large: String,
-    pub medium: String,
-    pub thumbnail: String,
+pub struct Picture<S = String> {
+    pub large: S,
+    pub medium: S,
+    pub thumbnail: S,
 }

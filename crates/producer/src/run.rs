@@ -158,7 +158,7 @@ pub fn spawn_fetcher(source: ApiSource, plan: Plan, schema_id: u32) -> mpsc::Rec
                 break;
             }
             let size = remaining.map_or(plan.batch_size, |r| r.min(plan.batch_size as u64) as u32);
-            let frame = move |mut p: domain::ApiPage| {
+            let frame = move |mut p: domain::ApiPage<domain::Text<'_>>| {
                 // The API answers with what was asked; should it send more, --count still holds.
                 p.users
                     .truncate((size as usize).saturating_sub(p.rejected.len()));

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use common::backoff::Backoff;
 use common::fault::{http_status_class, is_tls_trust_failure, Class};
-use domain::{ApiPage, PageError};
+use domain::{ApiPage, PageError, Text};
 use reqwest::StatusCode;
 
 #[derive(Debug, Clone)]
@@ -48,11 +48,11 @@ impl ApiSource {
     }
 
     /// Fetches page `page` (1-based) of `results` users and hands it to `then` on the
-    /// thread that parsed it. With a seed, pages are distinct and reproducible; without
+    /// thread that parsed it, its text borrowed from the response. With a seed, pages are distinct and reproducible; without
     /// one, every page is fresh random users.
     pub async fn fetch<T, F>(&self, results: u32, page: u64, then: F) -> Result<T>
     where
-        F: FnOnce(ApiPage) -> T + Clone + Send + 'static,
+        F: FnOnce(ApiPage<Text<'_>>) -> T + Clone + Send + 'static,
         T: Send + 'static,
     {
         let mut backoff = self.backoff.clone();
@@ -86,7 +86,7 @@ impl ApiSource {
 
     async fn attempt<T, F>(&self, results: u32, page: u64, then: F) -> Result<T, Attempt>
     where
-        F: FnOnce(ApiPage) -> T + Send + 'static,
+        F: FnOnce(ApiPage<Text<'_>>) -> T + Send + 'static,
         T: Send + 'static,
     {
         let mut query: Vec<(&str, String)> = vec![("results", results.to_string())];
@@ -150,7 +150,7 @@ impl ApiSource {
             )));
         }
         // A 5000-user page takes milliseconds to parse: keep it off the async workers.
-        let parsed = tokio::task::spawn_blocking(move || ApiPage::parse(&body).map(then))
+        let parsed = tokio::task::spawn_blocking(move || ApiPage::parse_borrowed(&body).map(then))
             .await
             .map_err(|e| Attempt::Fatal(format!("parsing the page panicked: {e}")))?;
         match parsed {

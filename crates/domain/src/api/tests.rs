@@ -152,7 +152,7 @@ fn uuids_are_normalised_to_lower_case() {
 #[test]
 fn a_clean_page_parses_in_one_pass_to_what_the_record_by_record_pass_gives() {
     let clean = fixture("quirks.json");
-    let page = ApiPage::parse_clean(&clean).expect("a clean page takes the one pass");
+    let page = ApiPage::<String>::parse_clean(&clean).expect("a clean page takes the one pass");
     assert_eq!(
         Ok(page),
         ApiPage::parse_each(&clean),
@@ -166,6 +166,25 @@ fn a_clean_page_parses_in_one_pass_to_what_the_record_by_record_pass_gives() {
         "empty.json",
         "error.json",
     ] {
-        assert_eq!(ApiPage::parse_clean(&fixture(unclean)), None, "{unclean}");
+        assert_eq!(
+            ApiPage::<String>::parse_clean(&fixture(unclean)),
+            None,
+            "{unclean}"
+        );
+    }
+}
+
+#[test]
+fn a_page_read_with_borrowed_text_has_the_users_read_with_strings() {
+    for name in ["quirks.json", "some_rejected.json"] {
+        let body = fixture(name);
+        let owned = ApiPage::parse(&body).expect("parses");
+        let borrowed = ApiPage::parse_borrowed(&body).expect("parses");
+        assert_eq!(
+            serde_json::to_value(&borrowed.users).expect("to JSON"),
+            serde_json::to_value(&owned.users).expect("to JSON"),
+            "{name}"
+        );
+        assert_eq!(borrowed.rejected, owned.rejected, "{name}");
     }
 }
