@@ -1,10 +1,10 @@
 //! Users as Kafka records: the key (`login.uuid`) and the value in the registry's wire
 //! format (magic byte 0, the schema id, the Avro datum), a page's worth in one buffer.
 //!
-//! A page is framed on the thread that parsed it, and its users are dropped there: each
-//! user's strings are freed by the thread that allocated them, and only one buffer per
-//! page crosses to the publisher. Freeing another thread's allocations, user by user,
-//! cost the producer more CPU than parsing them.
+//! A page is framed on the thread that parsed it, and its users are dropped there: their
+//! text is borrowed from the page (only strings with JSON escapes are copies, freed by the
+//! thread that made them), and only one buffer per page crosses to the publisher. Freeing
+//! another thread's allocations, user by user, cost the producer more CPU than parsing.
 
 use domain::{ApiPage, Rejected, User};
 use serde::Serialize;
