@@ -151,6 +151,12 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
     let split = histogram_quantiles(metrics_addr).await;
     consumer.stop().await?;
     let consumed = consumer.wait(Duration::from_secs(60)).await?;
+    // Its rows are read: a keyspace left behind per rate would grow the bed's Cassandra (its
+    // compactions, its disk) with every run, and later runs would measure that too.
+    session
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
+        .await
+        .with_context(|| format!("dropping the bench's keyspace {keyspace}"))?;
 
     ensure!(
         latencies.len() == expected,
