@@ -282,8 +282,9 @@ async fn consume(
 
 /// scylla alone: the same rows, the same prepared INSERT, `max_in_flight` at once, through a
 /// session and a statement set up as the consumer sets up its own (`cassandra`'s settings,
-/// the consumer's keyspace): what the driver costs as the pipeline drives it.
-async fn bare_inserts(
+/// the consumer's keyspace and its replication): what the driver costs as the pipeline
+/// drives it. `bench replicas` measures its bare loop with it too.
+pub async fn bare_inserts(
     cassandra: &CassandraArgs,
     keyspace: &str,
     users: &[domain::User],
@@ -294,10 +295,7 @@ async fn bare_inserts(
         ..cassandra.clone()
     };
     let session = cassandra.connect().await?;
-    for statement in schema_statements(
-        keyspace,
-        "{'class': 'SimpleStrategy', 'replication_factor': 1}",
-    ) {
+    for statement in schema_statements(keyspace, &cassandra.replication) {
         session.query_unpaged(statement, ()).await?;
     }
     session.await_schema_agreement().await?;

@@ -30,13 +30,14 @@ enum Stage {
     /// JSON page parse -> Avro (registry) -> Kafka, vs rdkafka publishing the same pre-encoded bytes.
     Producer(producer_bench::Args),
     /// Kafka -> decode -> transform -> Cassandra, vs a bare scylla loop inserting the same rows.
-    // Boxed: it carries every Cassandra setting of the consumer, the others a few fields.
+    // Boxed, as Replicas: each carries every Cassandra setting of the consumer, the others
+    // a few fields.
     Consumer(Box<consumer_bench::Args>),
     /// The producer and consumer binaries at a steady rate: end-to-end latency, peak RSS, CPU.
     Latency(latency_bench::Args),
     /// 1, 2, 3 consumer processes in one group on the cluster bed, vs the bare scylla loop at
     /// the same consistency.
-    Replicas(replicas_bench::Args),
+    Replicas(Box<replicas_bench::Args>),
     /// Chaos soak on the cluster bed: producer + consumer replicas for minutes while brokers,
     /// Cassandra nodes, hosts and replicas fail one at a time; then every row, commit and DLQ
     /// checked, RSS and open files flat.
@@ -49,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
         Stage::Producer(args) => producer_bench::run(args).await,
         Stage::Consumer(args) => consumer_bench::run(*args).await,
         Stage::Latency(args) => latency_bench::run(args).await,
-        Stage::Replicas(args) => replicas_bench::run(args).await,
+        Stage::Replicas(args) => replicas_bench::run(*args).await,
         Stage::Soak(args) => soak_bench::run(args).await,
     }
 }

@@ -9,16 +9,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::ValueEnum;
-use common::cassandra::WriteConsistency;
+use common::cassandra::CassandraArgs;
 use common::kafka::KafkaArgs;
 use common::registry::RegistryArgs;
 use domain::row::schema_statements;
-use domain::{ApiPage, UserRow};
+use domain::ApiPage;
 use scylla::client::session::Session;
-use scylla::client::session_builder::SessionBuilder;
 use tokio::process::{Child, Command};
 
 #[derive(Debug, clap::Args)]
+// The cluster bed has three Cassandra nodes: the keyspaces are RF 3 unless told otherwise.
+#[command(mut_arg("cassandra_replication", |a| a.default_value(CLUSTER_REPLICATION)))]
 pub struct Args {
     #[command(flatten)]
     work: crate::Workload,
@@ -33,33 +34,18 @@ pub struct Args {
     /// Concurrent writes per consumer process, and of the bare loop.
     #[arg(long, env = "CONSUMER_MAX_IN_FLIGHT", default_value_t = 256)]
     max_in_flight: usize,
-    /// Write consistency of the consumers and of the bare loop.
-    #[arg(
-        long,
-        env = "CASSANDRA_CONSISTENCY",
-        value_enum,
-        ignore_case = true,
-        default_value = "LOCAL_QUORUM"
-    )]
-    consistency: WriteConsistency,
-    /// Replication of the keyspaces (the bed's datacenter is `datacenter1`).
-    #[arg(
-        long,
-        env = "CASSANDRA_REPLICATION",
-        default_value = "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}"
-    )]
-    cassandra_replication: String,
     #[command(flatten)]
     kafka: KafkaArgs,
     #[command(flatten)]
     registry: RegistryArgs,
-    #[arg(
-        long,
-        env = "CASSANDRA_CONTACT_POINTS",
-        default_value = "localhost:9042"
-    )]
-    cassandra_contact_points: String,
+    /// The consumers' Cassandra settings (contact points, consistency, replication, timeouts):
+    /// the bare loop's session and INSERT are made from them as each consumer makes its own,
+    /// speculative execution included.
+    #[command(flatten)]
+    cassandra: CassandraArgs,
 }
+
+const CLUSTER_REPLICATION: &str = "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}";
 
 pub async fn run(args: Args) -> Result<()> {
     let consumer_bin = crate::process::binary("consumer", None)?;
@@ -72,6 +58,7 @@ pub async fn run(args: Args) -> Result<()> {
         .concat();
     crate::consumer_bench::load(&args.kafka, &args.registry, &topic, &users).await?;
     let consistency = args
+        .cassandra
         .consistency
         .to_possible_value()
         .map(|v| v.get_name().to_string())
@@ -81,23 +68,13 @@ pub async fn run(args: Args) -> Result<()> {
         users.len(),
         args.kafka.partitions,
         args.kafka.replication,
-        args.cassandra_replication
+        args.cassandra.replication
     );
-    let session = SessionBuilder::new()
-        .known_nodes(args.cassandra_contact_points.split(','))
-        .build()
-        .await
-        .context("connecting to Cassandra")?;
+    let session = args.cassandra.connect().await?;
 
     // Cassandra's JIT and memtables warm up on the first writes: keep that out of the figures.
     let warm = users.len().min(20_000);
-    bare_inserts(
-        &args,
-        &session,
-        &format!("bench_warm_{stamp}"),
-        &users[..warm],
-    )
-    .await?;
+    bare_inserts(&args, &format!("bench_warm_{stamp}"), &users[..warm]).await?;
 
     let mut pipeline = vec![0.0; args.replicas.len()];
     let mut bare = 0.0;
@@ -111,13 +88,7 @@ pub async fn run(args: Args) -> Result<()> {
             println!("replicas bench: round {round}: {n} replica(s): {rate:.0} rows/s");
             pipeline[i] += rate / rounds;
         }
-        let b = bare_inserts(
-            &args,
-            &session,
-            &format!("bench_bare_{stamp}_{round}"),
-            &users,
-        )
-        .await?;
+        let b = bare_inserts(&args, &format!("bench_bare_{stamp}_{round}"), &users).await?;
         println!("replicas bench: round {round}: bare scylla loop: {b:.0} rows/s");
         bare += b / rounds;
     }
@@ -154,8 +125,9 @@ async fn replicas(
     n: usize,
 ) -> Result<f64> {
     // Created once up front: n processes racing to create one keyspace is not what we measure.
-    create_schema(session, keyspace, &args.cassandra_replication).await?;
+    create_schema(session, keyspace, &args.cassandra.replication).await?;
     let consistency = args
+        .cassandra
         .consistency
         .to_possible_value()
         .map(|v| v.get_name().to_string())
@@ -166,7 +138,10 @@ async fn replicas(
         let child = Command::new(bin)
             .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
             .args(["--schema-registry-url", &args.registry.url])
-            .args(["--cassandra-contact-points", &args.cassandra_contact_points])
+            .args([
+                "--cassandra-contact-points",
+                &args.cassandra.contact_points(),
+            ])
             .args([
                 "--topic",
                 topic,
@@ -181,7 +156,7 @@ async fn replicas(
                 "--keyspace",
                 keyspace,
                 "--cassandra-replication",
-                &args.cassandra_replication,
+                &args.cassandra.replication,
             ])
             .args(["--consistency", &consistency])
             .args(["--max-in-flight", &args.max_in_flight.to_string()])
@@ -241,18 +216,11 @@ async fn create_schema(session: &Session, keyspace: &str, replication: &str) -> 
     Ok(())
 }
 
-/// scylla alone: the same rows, the same prepared INSERT at the same consistency, the same
-/// concurrency as one consumer process, token-aware over every contact point.
-async fn bare_inserts(
-    args: &Args,
-    session: &Session,
-    keyspace: &str,
-    users: &[domain::User],
-) -> Result<f64> {
-    create_schema(session, keyspace, &args.cassandra_replication).await?;
-    let mut insert = session.prepare(UserRow::insert_cql(keyspace)).await?;
-    insert.set_consistency(args.consistency.into());
-    crate::consumer_bench::insert_loop(session, &insert, users, args.max_in_flight)
+/// scylla alone: the same rows through the consumer bench's bare loop, set up from the
+/// consumers' own Cassandra settings, as many in flight as one consumer process: what the
+/// driver does on its own as the consumers drive it.
+async fn bare_inserts(args: &Args, keyspace: &str, users: &[domain::User]) -> Result<f64> {
+    crate::consumer_bench::bare_inserts(&args.cassandra, keyspace, users, args.max_in_flight)
         .await
         .map(|(rate, _cpu)| rate)
 }
