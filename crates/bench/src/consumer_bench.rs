@@ -233,10 +233,6 @@ async fn consume(
     command
         .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
         .args(["--schema-registry-url", &args.registry.url])
-        .args([
-            "--cassandra-contact-points",
-            &args.cassandra.contact_points(),
-        ])
         .args(["--topic", topic, "--dlq-topic", &format!("{topic}.dlq")])
         .args(["--group-id", group, "--keyspace", keyspace])
         .args(["--max-in-flight", &max_in_flight.to_string()])
@@ -247,6 +243,8 @@ async fn consume(
             "60s",
         ])
         .env("RUST_LOG", "warn");
+    // Every Cassandra setting the bare loop runs with, flags included.
+    args.cassandra.pass_to(command.as_std_mut());
     let mut child = Watched::spawn(command)?;
     let target = args.work.records as u64;
     let client = reqwest::Client::new();

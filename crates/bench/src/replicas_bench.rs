@@ -8,7 +8,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use clap::ValueEnum;
 use common::cassandra::CassandraArgs;
 use common::kafka::KafkaArgs;
 use common::registry::RegistryArgs;
@@ -57,12 +56,7 @@ pub async fn run(args: Args) -> Result<()> {
         .collect::<Result<Vec<_>, _>>()?
         .concat();
     crate::consumer_bench::load(&args.kafka, &args.registry, &topic, &users).await?;
-    let consistency = args
-        .cassandra
-        .consistency
-        .to_possible_value()
-        .map(|v| v.get_name().to_string())
-        .unwrap_or_default();
+    let consistency = args.cassandra.consistency.cql_name();
     println!(
         "replicas bench: {} records on {topic} ({} partitions, RF {}), writes at {consistency}, keyspaces {}",
         users.len(),
@@ -126,22 +120,13 @@ async fn replicas(
 ) -> Result<f64> {
     // Created once up front: n processes racing to create one keyspace is not what we measure.
     create_schema(session, keyspace, &args.cassandra.replication).await?;
-    let consistency = args
-        .cassandra
-        .consistency
-        .to_possible_value()
-        .map(|v| v.get_name().to_string())
-        .unwrap_or_default();
     let mut children: Vec<(Child, std::net::SocketAddr)> = Vec::new();
     for _ in 0..n {
         let addr = crate::process::free_addr()?;
-        let child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
             .args(["--schema-registry-url", &args.registry.url])
-            .args([
-                "--cassandra-contact-points",
-                &args.cassandra.contact_points(),
-            ])
             .args([
                 "--topic",
                 topic,
@@ -152,13 +137,7 @@ async fn replicas(
             ])
             .args(["--topic-partitions", &args.kafka.partitions.to_string()])
             .args(["--topic-replication", &args.kafka.replication.to_string()])
-            .args([
-                "--keyspace",
-                keyspace,
-                "--cassandra-replication",
-                &args.cassandra.replication,
-            ])
-            .args(["--consistency", &consistency])
+            .args(["--keyspace", keyspace])
             .args(["--max-in-flight", &args.max_in_flight.to_string()])
             .args([
                 "--http-addr",
@@ -169,7 +148,10 @@ async fn replicas(
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        // Every Cassandra setting the bare loop runs with, flags included.
+        args.cassandra.pass_to(command.as_std_mut());
+        let child = command
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         children.push((child, addr));
@@ -192,7 +174,13 @@ async fn replicas(
             stable = Some((Instant::now(), written));
         }
         if written >= target {
-            let (since, at) = stable.context("the group never held all replicas")?;
+            let (since, at) = stable.with_context(|| {
+                format!(
+                    "all {target} rows were written before each of the {n} replicas held \
+                     partitions: nothing to measure. Give the bench more rows (--records, \
+                     BENCH_RECORDS)"
+                )
+            })?;
             let rate = (target - at) as f64 / since.elapsed().as_secs_f64();
             println!(
                 "replicas bench: {n} replica(s) wrote {target} rows ({at} before the group was stable) in {:.1}s",

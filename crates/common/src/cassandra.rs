@@ -172,6 +172,61 @@ impl CassandraArgs {
         self.contact_points.join(",")
     }
 
+    /// Hands these settings to a process that takes them too (a consumer a bench starts), so
+    /// that it connects and writes as this one does, whether a setting came from a flag or
+    /// from the environment. Not the keyspace: each caller names its own. The password goes
+    /// in the child's environment, never on a command line that `ps` shows.
+    pub fn pass_to(&self, child: &mut std::process::Command) {
+        let duration = |d: Duration| humantime::format_duration(d).to_string();
+        let mut flags: Vec<(&str, std::ffi::OsString)> = vec![
+            ("--cassandra-contact-points", self.contact_points().into()),
+            ("--cassandra-replication", self.replication.clone().into()),
+            (
+                "--cassandra-connect-timeout",
+                duration(self.connect_timeout).into(),
+            ),
+            ("--write-timeout", duration(self.write_timeout).into()),
+            (
+                "--cassandra-speculative-delay",
+                duration(self.speculative_delay).into(),
+            ),
+            ("--consistency", self.consistency.cql_name().into()),
+            (
+                "--cassandra-ssl-verify-hostname",
+                self.ssl_verify_hostname.to_string().into(),
+            ),
+        ];
+        let optional = [
+            (
+                "--cassandra-username",
+                self.username.clone().map(Into::into),
+            ),
+            (
+                "--cassandra-local-dc",
+                self.local_dc.clone().map(Into::into),
+            ),
+            (
+                "--cassandra-ssl-ca-location",
+                self.ssl_ca_location.clone().map(Into::into),
+            ),
+            (
+                "--cassandra-ssl-cert-location",
+                self.ssl_cert_location.clone().map(Into::into),
+            ),
+            (
+                "--cassandra-ssl-key-location",
+                self.ssl_key_location.clone().map(Into::into),
+            ),
+        ];
+        flags.extend(optional.into_iter().filter_map(|(f, v)| Some((f, v?))));
+        for (flag, value) in flags {
+            child.arg(flag).arg(value);
+        }
+        if let Some(password) = &self.password {
+            child.env("CASSANDRA_PASSWORD", password.expose());
+        }
+    }
+
     /// Readies the prepared INSERT the way the pipeline sends it: idempotent (rows are keyed,
     /// so speculative execution and retries may send it twice) at the write consistency.
     pub fn configure_insert(&self, insert: &mut PreparedStatement) {
@@ -402,6 +457,15 @@ pub enum WriteConsistency {
     LocalOne,
 }
 
+impl WriteConsistency {
+    /// The level as CQL (and the `--consistency` flag) names it, e.g. `LOCAL_QUORUM`.
+    pub fn cql_name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
 impl From<WriteConsistency> for Consistency {
     fn from(c: WriteConsistency) -> Consistency {
         match c {
@@ -464,5 +528,70 @@ impl rustls::client::danger::ServerCertVerifier for AnyName {
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::CassandraArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        cassandra: CassandraArgs,
+    }
+
+    #[test]
+    fn a_child_reads_the_settings_it_is_passed() {
+        let parent = Cli::try_parse_from([
+            "parent",
+            "--cassandra-contact-points=10.0.0.1:9042,10.0.0.2:9042",
+            "--cassandra-username=writer",
+            "--cassandra-password=hunter2",
+            "--cassandra-replication={'class': 'NetworkTopologyStrategy', 'dc2': 3}",
+            "--cassandra-connect-timeout=5s",
+            "--write-timeout=3s",
+            "--cassandra-speculative-delay=0s",
+            "--consistency=one",
+            "--cassandra-local-dc=dc2",
+            "--cassandra-ssl-ca-location=/etc/ca.pem",
+            "--cassandra-ssl-cert-location=/etc/client.pem",
+            "--cassandra-ssl-key-location=/etc/client.key",
+            "--cassandra-ssl-verify-hostname=false",
+        ])
+        .unwrap()
+        .cassandra;
+        let mut child = std::process::Command::new("consumer");
+        parent.pass_to(&mut child);
+
+        let args: Vec<_> = child.get_args().map(|a| a.to_owned()).collect();
+        assert!(
+            !args.iter().any(|a| a.to_string_lossy().contains("hunter2")),
+            "the password is on the command line: {args:?}"
+        );
+        let envs: Vec<_> = child.get_envs().collect();
+        assert_eq!(
+            envs,
+            [("CASSANDRA_PASSWORD".as_ref(), Some("hunter2".as_ref()))]
+        );
+
+        // The child reads its flags, and its password from the environment it is given.
+        let mut read = Cli::try_parse_from(
+            std::iter::once("consumer".into())
+                .chain(args)
+                .chain(["--cassandra-password=hunter2".into()])
+                .chain(["--keyspace".into(), parent.keyspace.clone().into()]),
+        )
+        .unwrap()
+        .cassandra;
+        assert_eq!(
+            read.password.take().map(|p| p.expose().to_string()),
+            Some("hunter2".to_string())
+        );
+        let mut parent = parent;
+        parent.password = None;
+        assert_eq!(format!("{read:?}"), format!("{parent:?}"));
     }
 }
