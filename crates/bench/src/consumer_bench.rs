@@ -12,6 +12,7 @@ use producer::publish::Publisher;
 use tokio::process::Command;
 
 use crate::figures::{self, Series};
+use crate::leftovers::Leftovers;
 use crate::process::{self, Watched};
 
 #[derive(Debug, clap::Args)]
@@ -51,13 +52,20 @@ pub async fn run(args: Args) -> Result<()> {
     let consumer_bin = process::binary("consumer", args.bin_dir.as_deref())?;
     let stamp = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let topic = format!("bench_consumer_{stamp}");
+    let probe_group = format!("{topic}_probe");
+    let warm_keyspace = format!("bench_warm_{stamp}");
+    let mut leftovers = Leftovers::default();
+    leftovers.topic(&topic);
+    leftovers.topic(&format!("{topic}.dlq"));
+    leftovers.group(&probe_group);
+    leftovers.keyspace(&warm_keyspace);
     let users: Vec<domain::User> = crate::users::pages(args.work.records, 5000)
         .iter()
         .map(|p| ApiPage::parse(p).map(|p| p.users))
         .collect::<Result<Vec<_>, _>>()?
         .concat();
     load(&args.kafka, &args.registry, &topic, &users).await?;
-    let decode_us = decode_cost(&args, &topic).await?;
+    let decode_us = decode_cost(&args, &topic, &probe_group).await?;
     println!(
         "consumer bench: {} records on {topic}; in flight {:?}; {} round(s)",
         users.len(),
@@ -68,13 +76,7 @@ pub async fn run(args: Args) -> Result<()> {
 
     // Cassandra's JIT and memtables warm up on the first writes: keep that out of both figures.
     let warm = users.len().min(20_000);
-    bare_inserts(
-        &args.cassandra,
-        &format!("bench_warm_{stamp}"),
-        &users[..warm],
-        256,
-    )
-    .await?;
+    bare_inserts(&args.cassandra, &warm_keyspace, &users[..warm], 256).await?;
 
     let mut pipeline: Vec<Side> = args.in_flight.iter().map(|_| Side::default()).collect();
     let mut bare: Vec<Side> = args.in_flight.iter().map(|_| Side::default()).collect();
@@ -90,6 +92,7 @@ pub async fn run(args: Args) -> Result<()> {
             } {
                 let (rate, cpu_us, rss) = if side == "pipeline" {
                     let group = format!("{topic}_writer_{round}_{n}");
+                    leftovers.group(&group);
                     let keyspace = keyspace(side);
                     let (rate, cpu_us, rss) =
                         consume(&args, &consumer_bin, &topic, &group, &keyspace, n).await?;
@@ -118,6 +121,7 @@ pub async fn run(args: Args) -> Result<()> {
             }
         }
     }
+    leftovers.remove(&args.kafka, Some(&session)).await;
 
     println!(
         "consumer bench: means over {} round(s) (min–max, ±half the range):",
@@ -334,13 +338,13 @@ pub async fn insert_loop(
 
 /// The consumer's per-record CPU work alone: registry-framed bytes -> row, as its poll loop
 /// does it once the writer schema is known (`Decoder::known_row`). Returns CPU µs per row.
-async fn decode_cost(args: &Args, topic: &str) -> Result<f64> {
+async fn decode_cost(args: &Args, topic: &str, group: &str) -> Result<f64> {
     let records = args.work.records.min(50_000);
     let messages = {
         let consumer: rdkafka::consumer::BaseConsumer = args
             .kafka
             .client_config(&[], &[])?
-            .set("group.id", format!("{topic}_probe"))
+            .set("group.id", group)
             .set("auto.offset.reset", "earliest")
             .create()?;
         rdkafka::consumer::Consumer::subscribe(&consumer, &[topic])?;

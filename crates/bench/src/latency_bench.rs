@@ -9,9 +9,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
+use common::kafka::KafkaArgs;
 use scylla::client::session_builder::SessionBuilder;
 use tokio::process::Command;
 
+use crate::leftovers::Leftovers;
 use crate::process::{self, Watched};
 
 #[derive(Debug, clap::Args)]
@@ -46,6 +48,9 @@ pub struct Args {
         default_value = "localhost:9042"
     )]
     cassandra_contact_points: String,
+    /// The brokers, for the binaries and for removing the bench's topics afterwards.
+    #[command(flatten)]
+    kafka: KafkaArgs,
 }
 
 /// The goals for p99: 20 ms at up to 1 000 users/s, 50 ms above.
@@ -88,6 +93,12 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
     let stamp = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let topic = format!("bench_latency_{stamp}");
     let keyspace = format!("bench_latency_{stamp}");
+    let group = format!("{topic}_writer");
+    let mut leftovers = Leftovers::default();
+    leftovers.topic(&topic);
+    leftovers.topic(&format!("{topic}.dlq"));
+    leftovers.group(&group);
+    leftovers.keyspace(&keyspace);
     let api = crate::users::serve(crate::users::Pages::Fresh).await?;
     println!(
         "latency bench: users at {rate}/s for {}s + {}s warm-up, topic {topic}",
@@ -99,13 +110,9 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
     let metrics_addr = process::free_addr()?;
     let mut consumer = Command::new(consumer_bin);
     consumer
+        .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
         .args(["--topic", &topic, "--dlq-topic", &format!("{topic}.dlq")])
-        .args([
-            "--group-id",
-            &format!("{topic}_writer"),
-            "--keyspace",
-            &keyspace,
-        ])
+        .args(["--group-id", &group, "--keyspace", &keyspace])
         .args([
             "--http-addr",
             &metrics_addr.to_string(),
@@ -122,6 +129,7 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
             "--topic",
             &topic,
         ])
+        .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
         .args(["--rate", &rate.to_string()])
         .args(["--duration", &format!("{}s", args.seconds + args.warmup)])
         .args(["--batch-size", &args.batch_size.to_string()])
@@ -151,12 +159,9 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
     let split = histogram_quantiles(metrics_addr).await;
     consumer.stop().await?;
     let consumed = consumer.wait(Duration::from_secs(60)).await?;
-    // Its rows are read: a keyspace left behind per rate would grow the bed's Cassandra (its
+    // Its rows are read: a keyspace and topics left behind per rate would grow the bed (its
     // compactions, its disk) with every run, and later runs would measure that too.
-    session
-        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {keyspace}"), ())
-        .await
-        .with_context(|| format!("dropping the bench's keyspace {keyspace}"))?;
+    leftovers.remove(&args.kafka, Some(&session)).await;
 
     ensure!(
         latencies.len() == expected,

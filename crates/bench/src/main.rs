@@ -7,6 +7,7 @@
 mod consumer_bench;
 mod figures;
 mod latency_bench;
+mod leftovers;
 mod process;
 mod producer_bench;
 mod replicas_bench;

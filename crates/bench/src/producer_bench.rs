@@ -12,6 +12,7 @@ use rdkafka::ClientConfig;
 use tokio::process::Command;
 
 use crate::figures::{self, Series};
+use crate::leftovers::Leftovers;
 use crate::process::{self, Watched};
 use crate::users::Pages;
 
@@ -50,6 +51,8 @@ pub async fn run(args: Args) -> Result<()> {
     );
     let stamp = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let probe_topic = format!("bench_probe_{stamp}");
+    let mut leftovers = Leftovers::default();
+    leftovers.topic(&probe_topic);
     args.kafka.ensure_topics(&[&probe_topic]).await?;
     stage_costs(&pages)?;
 
@@ -86,6 +89,7 @@ pub async fn run(args: Args) -> Result<()> {
             ["bare", "pipeline"]
         } {
             let topic = format!("bench_{side}_{stamp}_{round}");
+            leftovers.topic(&topic);
             args.kafka.ensure_topics(&[&topic]).await?;
             let publisher = warmed(&args, &topic).await?;
             let cpu = process::own_cpu_seconds();
@@ -102,6 +106,7 @@ pub async fn run(args: Args) -> Result<()> {
             into.cpu_us.push(cpu_us);
         }
         let topic = format!("bench_bin_{stamp}_{round}");
+        leftovers.topic(&topic);
         let (rate, cpu_us, rss) = binary_run(&args, &producer_bin, api, &topic).await?;
         println!(
             "producer bench: round {round}: producer binary, local API: {rate:>7.0} users/s, \
@@ -111,6 +116,7 @@ pub async fn run(args: Args) -> Result<()> {
         binary.cpu_us.push(cpu_us);
         binary.rss.push(rss);
     }
+    leftovers.remove(&args.kafka, None).await;
     println!(
         "producer bench: means over {} round(s) (min–max, ±half the range):",
         args.work.rounds

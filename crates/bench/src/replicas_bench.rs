@@ -4,7 +4,6 @@
 //! has 6 partitions and RF 3 and the keyspace RF 3 (pass `--topic-partitions 6
 //! --topic-replication 3`).
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -14,7 +13,10 @@ use common::registry::RegistryArgs;
 use domain::row::schema_statements;
 use domain::ApiPage;
 use scylla::client::session::Session;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+
+use crate::leftovers::Leftovers;
+use crate::process::Watched;
 
 #[derive(Debug, clap::Args)]
 // The cluster bed has three Cassandra nodes: the keyspaces are RF 3 unless told otherwise.
@@ -50,6 +52,9 @@ pub async fn run(args: Args) -> Result<()> {
     let consumer_bin = crate::process::binary("consumer", None)?;
     let stamp = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let topic = format!("bench_replicas_{stamp}");
+    let mut leftovers = Leftovers::default();
+    leftovers.topic(&topic);
+    leftovers.topic(&format!("{topic}.dlq"));
     let users: Vec<domain::User> = crate::users::pages(args.work.records, 5000)
         .iter()
         .map(|p| ApiPage::parse(p).map(|p| p.users))
@@ -68,7 +73,9 @@ pub async fn run(args: Args) -> Result<()> {
 
     // Cassandra's JIT and memtables warm up on the first writes: keep that out of the figures.
     let warm = users.len().min(20_000);
-    bare_inserts(&args, &format!("bench_warm_{stamp}"), &users[..warm]).await?;
+    let warm_keyspace = format!("bench_warm_{stamp}");
+    leftovers.keyspace(&warm_keyspace);
+    bare_inserts(&args, &warm_keyspace, &users[..warm]).await?;
 
     let mut pipeline = vec![0.0; args.replicas.len()];
     let mut bare = 0.0;
@@ -77,15 +84,21 @@ pub async fn run(args: Args) -> Result<()> {
         for (i, &n) in args.replicas.iter().enumerate() {
             let keyspace = format!("bench_{stamp}_{round}_{n}");
             let group = format!("{topic}_writer_{round}_{n}");
+            leftovers.keyspace(&keyspace);
+            leftovers.group(&group);
             let rate =
                 replicas(&args, &consumer_bin, &session, &topic, &group, &keyspace, n).await?;
             println!("replicas bench: round {round}: {n} replica(s): {rate:.0} rows/s");
             pipeline[i] += rate / rounds;
         }
-        let b = bare_inserts(&args, &format!("bench_bare_{stamp}_{round}"), &users).await?;
+        let bare_keyspace = format!("bench_bare_{stamp}_{round}");
+        leftovers.keyspace(&bare_keyspace);
+        let b = bare_inserts(&args, &bare_keyspace, &users).await?;
         println!("replicas bench: round {round}: bare scylla loop: {b:.0} rows/s");
         bare += b / rounds;
     }
+
+    leftovers.remove(&args.kafka, Some(&session)).await;
 
     println!(
         "replicas bench: means over {} round(s), writes at {consistency}:",
@@ -120,7 +133,7 @@ async fn replicas(
 ) -> Result<f64> {
     // Created once up front: n processes racing to create one keyspace is not what we measure.
     create_schema(session, keyspace, &args.cassandra.replication).await?;
-    let mut children: Vec<(Child, std::net::SocketAddr)> = Vec::new();
+    let mut children: Vec<(Watched, std::net::SocketAddr)> = Vec::new();
     for _ in 0..n {
         let addr = crate::process::free_addr()?;
         let mut command = Command::new(bin);
@@ -145,15 +158,11 @@ async fn replicas(
                 "--progress-interval",
                 "5s",
             ])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .kill_on_drop(true);
+            .env("RUST_LOG", "warn");
         // Every Cassandra setting the bare loop runs with, flags included.
         args.cassandra.pass_to(command.as_std_mut());
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
+        let child =
+            Watched::spawn(command).with_context(|| format!("starting {}", bin.display()))?;
         children.push((child, addr));
     }
     let target = args.work.records as u64;
@@ -163,7 +172,7 @@ async fn replicas(
     loop {
         let (mut written, mut holding) = (0, 0);
         for (child, addr) in &mut children {
-            if let Some(status) = child.try_wait()? {
+            if let Some(status) = child.exited()? {
                 bail!("a consumer replica exited during the bench: {status}");
             }
             let text = crate::process::scrape(&client, *addr).await;
@@ -186,6 +195,14 @@ async fn replicas(
                 "replicas bench: {n} replica(s) wrote {target} rows ({at} before the group was stable) in {:.1}s",
                 since.elapsed().as_secs_f64()
             );
+            // Stopped, not killed: each leaves the group, which the bench then removes.
+            for (child, _) in &children {
+                child.stop().await?;
+            }
+            for (child, _) in children {
+                let finished = child.wait(Duration::from_secs(60)).await?;
+                ensure!(finished.success, "a consumer replica failed to stop");
+            }
             return Ok(rate);
         }
         ensure!(
