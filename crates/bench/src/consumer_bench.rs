@@ -16,6 +16,8 @@ use crate::leftovers::Leftovers;
 use crate::process::{self, Watched};
 
 #[derive(Debug, clap::Args)]
+// Each round writes to a keyspace of its own, made and dropped by the bench.
+#[command(mut_arg("cassandra_keyspace", |a| a.hide(true)))]
 pub struct Args {
     #[command(flatten)]
     work: crate::Workload,
@@ -121,7 +123,9 @@ pub async fn run(args: Args) -> Result<()> {
             }
         }
     }
-    leftovers.remove(&args.kafka, Some(&session)).await;
+    leftovers
+        .remove(&args.kafka.client_config(&[], &[])?, Some(&session))
+        .await;
 
     println!(
         "consumer bench: means over {} round(s) (min–max, ±half the range):",

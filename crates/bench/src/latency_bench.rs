@@ -161,7 +161,9 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
     let consumed = consumer.wait(Duration::from_secs(60)).await?;
     // Its rows are read: a keyspace and topics left behind per rate would grow the bed (its
     // compactions, its disk) with every run, and later runs would measure that too.
-    leftovers.remove(&args.kafka, Some(&session)).await;
+    leftovers
+        .remove(&args.kafka.client_config(&[], &[])?, Some(&session))
+        .await;
 
     ensure!(
         latencies.len() == expected,

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use common::kafka::KafkaArgs;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::ClientConfig;
 use scylla::client::session::Session;
 
 #[derive(Debug, Default)]
@@ -33,8 +33,9 @@ impl Leftovers {
 
     /// Removes everything noted, once the rounds are done. What cannot be removed (a cluster
     /// that refuses deletes, say) is named with the reason and left: the figures still stand.
+    /// `kafka` is the bench's client configuration (its security settings included);
     /// `session` is needed only if keyspaces were noted.
-    pub async fn remove(self, kafka: &KafkaArgs, session: Option<&Session>) {
+    pub async fn remove(self, kafka: &ClientConfig, session: Option<&Session>) {
         let mut left = Vec::new();
         for keyspace in &self.keyspaces {
             let Some(session) = session else {
@@ -67,11 +68,9 @@ impl Leftovers {
         }
     }
 
-    async fn remove_from_kafka(&self, kafka: &KafkaArgs) -> Result<()> {
-        let admin: AdminClient<DefaultClientContext> = kafka
-            .client_config(&[], &[])?
-            .create()
-            .context("creating the Kafka admin client")?;
+    async fn remove_from_kafka(&self, kafka: &ClientConfig) -> Result<()> {
+        let admin: AdminClient<DefaultClientContext> =
+            kafka.create().context("creating the Kafka admin client")?;
         let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
         let mut failed = Vec::new();
         // Groups first: a group's committed offsets name the topic.

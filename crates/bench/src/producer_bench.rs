@@ -116,7 +116,9 @@ pub async fn run(args: Args) -> Result<()> {
         binary.cpu_us.push(cpu_us);
         binary.rss.push(rss);
     }
-    leftovers.remove(&args.kafka, None).await;
+    leftovers
+        .remove(&args.kafka.client_config(&[], &[])?, None)
+        .await;
     println!(
         "producer bench: means over {} round(s) (min–max, ±half the range):",
         args.work.rounds

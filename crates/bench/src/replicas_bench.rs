@@ -20,7 +20,9 @@ use crate::process::Watched;
 
 #[derive(Debug, clap::Args)]
 // The cluster bed has three Cassandra nodes: the keyspaces are RF 3 unless told otherwise.
+// Each round writes to a keyspace of its own, made and dropped by the bench.
 #[command(mut_arg("cassandra_replication", |a| a.default_value(CLUSTER_REPLICATION)))]
+#[command(mut_arg("cassandra_keyspace", |a| a.hide(true)))]
 pub struct Args {
     #[command(flatten)]
     work: crate::Workload,
@@ -98,7 +100,9 @@ pub async fn run(args: Args) -> Result<()> {
         bare += b / rounds;
     }
 
-    leftovers.remove(&args.kafka, Some(&session)).await;
+    leftovers
+        .remove(&args.kafka.client_config(&[], &[])?, Some(&session))
+        .await;
 
     println!(
         "replicas bench: means over {} round(s), writes at {consistency}:",

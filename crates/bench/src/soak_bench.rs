@@ -29,6 +29,7 @@ use scylla::statement::unprepared::Statement;
 use scylla::statement::Consistency;
 use tokio::process::{Child, Command};
 
+use crate::leftovers::Leftovers;
 use crate::process::{self, Watched};
 
 const PARTITIONS: i32 = 6;
@@ -319,6 +320,20 @@ async fn soak(args: Args) -> Result<()> {
         stopped.map_or_else(|e| format!("{e:#}"), |()| "each exited 0 on SIGTERM".into()),
     );
     flatness(&mut verdict, &minutes, args.duration, args.max_growth);
+    // A failed soak keeps its topic and keyspace: with the logs, they are what to look at.
+    if verdict.failed.is_empty() {
+        names
+            .leftovers()
+            .remove(&kafka.config, Some(&session))
+            .await;
+    } else {
+        println!(
+            "soak: kept topic {} and keyspace {} for inspection, with the logs in {}",
+            names.topic,
+            names.keyspace,
+            log_dir.display()
+        );
+    }
     verdict.finish()
 }
 
@@ -339,6 +354,15 @@ impl Names {
             keyspace: topic.clone(),
             topic,
         }
+    }
+
+    fn leftovers(&self) -> Leftovers {
+        let mut leftovers = Leftovers::default();
+        leftovers.topic(&self.topic);
+        leftovers.topic(&self.dlq);
+        leftovers.group(&self.group);
+        leftovers.keyspace(&self.keyspace);
+        leftovers
     }
 }
 
