@@ -248,8 +248,6 @@ async fn consume(
     let addr = process::free_addr()?;
     let mut command = Command::new(bin);
     command
-        .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
-        .args(["--schema-registry-url", &args.registry.url])
         .args(["--topic", topic, "--dlq-topic", &format!("{topic}.dlq")])
         .args(["--group-id", group, "--keyspace", keyspace])
         .args(["--max-in-flight", &max_in_flight.to_string()])
@@ -260,7 +258,9 @@ async fn consume(
             "60s",
         ])
         .env("RUST_LOG", "warn");
-    // Every Cassandra setting the bare loop runs with, flags included.
+    // Every setting the bench and its bare loop run with, flags included.
+    args.kafka.pass_to(command.as_std_mut());
+    args.registry.pass_to(command.as_std_mut());
     args.cassandra.pass_to(command.as_std_mut());
     let mut child = Watched::spawn(command)?;
     let target = args.work.records as u64;

@@ -9,14 +9,17 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
+use common::cassandra::CassandraArgs;
 use common::kafka::KafkaArgs;
-use scylla::client::session_builder::SessionBuilder;
+use common::registry::RegistryArgs;
 use tokio::process::Command;
 
 use crate::leftovers::Leftovers;
 use crate::process::{self, Watched};
 
 #[derive(Debug, clap::Args)]
+// Each rate writes to a keyspace of its own, made and dropped by the bench.
+#[command(mut_arg("cassandra_keyspace", |a| a.hide(true)))]
 pub struct Args {
     /// Users per second the producer publishes (its --rate); several, comma-separated, are
     /// measured one after the other, each with its own topic, binaries and warm-up.
@@ -42,15 +45,14 @@ pub struct Args {
     /// target/release after `cargo build --release --workspace`).
     #[arg(long, env = "BENCH_BIN_DIR")]
     bin_dir: Option<PathBuf>,
-    #[arg(
-        long,
-        env = "CASSANDRA_CONTACT_POINTS",
-        default_value = "localhost:9042"
-    )]
-    cassandra_contact_points: String,
     /// The brokers, for the binaries and for removing the bench's topics afterwards.
     #[command(flatten)]
     kafka: KafkaArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Cassandra, for the consumer and for reading its rows' write times.
+    #[command(flatten)]
+    cassandra: CassandraArgs,
 }
 
 /// The goals for p99: 20 ms at up to 1 000 users/s, 50 ms above.
@@ -110,7 +112,6 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
     let metrics_addr = process::free_addr()?;
     let mut consumer = Command::new(consumer_bin);
     consumer
-        .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
         .args(["--topic", &topic, "--dlq-topic", &format!("{topic}.dlq")])
         .args(["--group-id", &group, "--keyspace", &keyspace])
         .args([
@@ -119,6 +120,9 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
             "--progress-interval",
             "60s",
         ]);
+    args.kafka.pass_to(consumer.as_std_mut());
+    args.registry.pass_to(consumer.as_std_mut());
+    args.cassandra.pass_to(consumer.as_std_mut());
     let consumer = Watched::spawn(consumer)?;
     process::wait_assigned(metrics_addr, Duration::from_secs(120)).await?;
     let mut producer = Command::new(producer_bin);
@@ -129,11 +133,12 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
             "--topic",
             &topic,
         ])
-        .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
         .args(["--rate", &rate.to_string()])
         .args(["--duration", &format!("{}s", args.seconds + args.warmup)])
         .args(["--batch-size", &args.batch_size.to_string()])
         .args(["--progress-interval", "60s"]);
+    args.kafka.pass_to(producer.as_std_mut());
+    args.registry.pass_to(producer.as_std_mut());
     let producer = Watched::spawn(producer)?;
     let produced = producer
         .wait(Duration::from_secs(args.seconds + 120))
@@ -144,10 +149,7 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
         .summary("published")
         .context("no published= in the producer's summary")? as usize;
 
-    let session = SessionBuilder::new()
-        .known_nodes(args.cassandra_contact_points.split(','))
-        .build()
-        .await?;
+    let session = args.cassandra.connect().await?;
     let deadline = Instant::now() + Duration::from_secs(120);
     let latencies = loop {
         let rows = latencies_ms(&session, &keyspace).await.unwrap_or_default();

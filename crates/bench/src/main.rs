@@ -31,11 +31,11 @@ enum Stage {
     /// JSON page parse -> Avro (registry) -> Kafka, vs rdkafka publishing the same pre-encoded bytes.
     Producer(producer_bench::Args),
     /// Kafka -> decode -> transform -> Cassandra, vs a bare scylla loop inserting the same rows.
-    // Boxed, as Replicas: each carries every Cassandra setting of the consumer, the others
-    // a few fields.
+    // Boxed, as Latency and Replicas: each carries every Cassandra setting of the consumer,
+    // the others a few fields.
     Consumer(Box<consumer_bench::Args>),
     /// The producer and consumer binaries at a steady rate: end-to-end latency, peak RSS, CPU.
-    Latency(latency_bench::Args),
+    Latency(Box<latency_bench::Args>),
     /// 1, 2, 3 consumer processes in one group on the cluster bed, vs the bare scylla loop at
     /// the same consistency.
     Replicas(Box<replicas_bench::Args>),
@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().stage {
         Stage::Producer(args) => producer_bench::run(args).await,
         Stage::Consumer(args) => consumer_bench::run(*args).await,
-        Stage::Latency(args) => latency_bench::run(args).await,
+        Stage::Latency(args) => latency_bench::run(*args).await,
         Stage::Replicas(args) => replicas_bench::run(*args).await,
         Stage::Soak(args) => soak_bench::run(args).await,
     }

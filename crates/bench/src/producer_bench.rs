@@ -237,12 +237,13 @@ async fn binary_run(
 ) -> Result<(f64, f64, f64)> {
     let mut command = Command::new(bin);
     command
-        .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
-        .args(["--schema-registry-url", &args.registry.url])
         .args(["--api-url", &format!("http://{api}/api/"), "--topic", topic])
         .args(["--count", &args.work.records.to_string()])
         .args(["--progress-interval", "60s"])
         .env("RUST_LOG", "warn");
+    // Every setting the bench's own clients run with, flags included.
+    args.kafka.pass_to(command.as_std_mut());
+    args.registry.pass_to(command.as_std_mut());
     let finished = Watched::spawn(command)?
         .wait(Duration::from_secs(600))
         .await?;

@@ -142,8 +142,6 @@ async fn replicas(
         let addr = crate::process::free_addr()?;
         let mut command = Command::new(bin);
         command
-            .args(["--bootstrap-servers", &args.kafka.bootstrap_servers])
-            .args(["--schema-registry-url", &args.registry.url])
             .args([
                 "--topic",
                 topic,
@@ -152,8 +150,6 @@ async fn replicas(
                 "--group-id",
                 group,
             ])
-            .args(["--topic-partitions", &args.kafka.partitions.to_string()])
-            .args(["--topic-replication", &args.kafka.replication.to_string()])
             .args(["--keyspace", keyspace])
             .args(["--max-in-flight", &args.max_in_flight.to_string()])
             .args([
@@ -163,7 +159,9 @@ async fn replicas(
                 "5s",
             ])
             .env("RUST_LOG", "warn");
-        // Every Cassandra setting the bare loop runs with, flags included.
+        // Every setting the bench and its bare loop run with, flags included.
+        args.kafka.pass_to(command.as_std_mut());
+        args.registry.pass_to(command.as_std_mut());
         args.cassandra.pass_to(command.as_std_mut());
         let child =
             Watched::spawn(command).with_context(|| format!("starting {}", bin.display()))?;

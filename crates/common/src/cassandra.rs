@@ -177,54 +177,32 @@ impl CassandraArgs {
     /// from the environment. Not the keyspace: each caller names its own. The password goes
     /// in the child's environment, never on a command line that `ps` shows.
     pub fn pass_to(&self, child: &mut std::process::Command) {
-        let duration = |d: Duration| humantime::format_duration(d).to_string();
-        let mut flags: Vec<(&str, std::ffi::OsString)> = vec![
-            ("--cassandra-contact-points", self.contact_points().into()),
-            ("--cassandra-replication", self.replication.clone().into()),
-            (
-                "--cassandra-connect-timeout",
-                duration(self.connect_timeout).into(),
-            ),
-            ("--write-timeout", duration(self.write_timeout).into()),
-            (
-                "--cassandra-speculative-delay",
-                duration(self.speculative_delay).into(),
-            ),
-            ("--consistency", self.consistency.cql_name().into()),
-            (
+        crate::child::ChildArgs::new(child)
+            .flag("--cassandra-contact-points", self.contact_points())
+            .flag("--cassandra-replication", &self.replication)
+            .duration("--cassandra-connect-timeout", self.connect_timeout)
+            .duration("--write-timeout", self.write_timeout)
+            .duration("--cassandra-speculative-delay", self.speculative_delay)
+            .flag("--consistency", self.consistency.cql_name())
+            .flag(
                 "--cassandra-ssl-verify-hostname",
-                self.ssl_verify_hostname.to_string().into(),
-            ),
-        ];
-        let optional = [
-            (
-                "--cassandra-username",
-                self.username.clone().map(Into::into),
-            ),
-            (
-                "--cassandra-local-dc",
-                self.local_dc.clone().map(Into::into),
-            ),
-            (
-                "--cassandra-ssl-ca-location",
-                self.ssl_ca_location.clone().map(Into::into),
-            ),
-            (
+                self.ssl_verify_hostname.to_string(),
+            )
+            .optional("--cassandra-username", self.username.as_ref())
+            .optional("--cassandra-local-dc", self.local_dc.as_ref())
+            .optional("--cassandra-ssl-ca-location", self.ssl_ca_location.as_ref())
+            .optional(
                 "--cassandra-ssl-cert-location",
-                self.ssl_cert_location.clone().map(Into::into),
-            ),
-            (
+                self.ssl_cert_location.as_ref(),
+            )
+            .optional(
                 "--cassandra-ssl-key-location",
-                self.ssl_key_location.clone().map(Into::into),
-            ),
-        ];
-        flags.extend(optional.into_iter().filter_map(|(f, v)| Some((f, v?))));
-        for (flag, value) in flags {
-            child.arg(flag).arg(value);
-        }
-        if let Some(password) = &self.password {
-            child.env("CASSANDRA_PASSWORD", password.expose());
-        }
+                self.ssl_key_location.as_ref(),
+            )
+            .secret(
+                "CASSANDRA_PASSWORD",
+                self.password.as_ref().map(|p| p.expose()),
+            );
     }
 
     /// Readies the prepared INSERT the way the pipeline sends it: idempotent (rows are keyed,
@@ -565,27 +543,13 @@ mod tests {
         .cassandra;
         let mut child = std::process::Command::new("consumer");
         parent.pass_to(&mut child);
-
-        let args: Vec<_> = child.get_args().map(|a| a.to_owned()).collect();
-        assert!(
-            !args.iter().any(|a| a.to_string_lossy().contains("hunter2")),
-            "the password is on the command line: {args:?}"
-        );
         let envs: Vec<_> = child.get_envs().collect();
         assert_eq!(
             envs,
             [("CASSANDRA_PASSWORD".as_ref(), Some("hunter2".as_ref()))]
         );
 
-        // The child reads its flags, and its password from the environment it is given.
-        let mut read = Cli::try_parse_from(
-            std::iter::once("consumer".into())
-                .chain(args)
-                .chain(["--cassandra-password=hunter2".into()])
-                .chain(["--keyspace".into(), parent.keyspace.clone().into()]),
-        )
-        .unwrap()
-        .cassandra;
+        let mut read = crate::child::read_as_child::<Cli>(&child, &["hunter2"]).cassandra;
         assert_eq!(
             read.password.take().map(|p| p.expose().to_string()),
             Some("hunter2".to_string())

@@ -80,6 +80,25 @@ impl RegistryArgs {
         }
     }
 
+    /// Hands these settings to a process that takes them too (a consumer or producer a bench
+    /// starts), whether a setting came from a flag or from the environment. The basic-auth
+    /// user info goes in the child's environment.
+    pub fn pass_to(&self, child: &mut std::process::Command) {
+        let user_info = self
+            .basic_auth
+            .as_ref()
+            .map(|u| format!("{}:{}", u.user, u.password.expose()));
+        crate::child::ChildArgs::new(child)
+            .flag("--schema-registry-url", &self.url)
+            .duration("--schema-registry-timeout", self.timeout)
+            .duration("--schema-registry-connect-timeout", self.connect_timeout)
+            .optional(
+                "--schema-registry-ssl-ca-location",
+                self.ssl_ca_location.as_ref(),
+            )
+            .secret("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", user_info.as_deref());
+    }
+
     fn base(&self) -> String {
         self.url.trim_end_matches('/').to_string()
     }
@@ -441,5 +460,31 @@ mod tests {
         assert_eq!(status_of_code(40403), 404);
         assert_eq!(status_of_code(50001), 500);
         assert_eq!(status_of_code(401), 401);
+    }
+
+    #[test]
+    fn a_child_reads_the_settings_it_is_passed() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            registry: RegistryArgs,
+        }
+        let parent = <Cli as clap::Parser>::try_parse_from([
+            "parent",
+            "--schema-registry-url=https://registry.example:8081",
+            "--schema-registry-timeout=3s",
+            "--schema-registry-connect-timeout=1m",
+            "--schema-registry-basic-auth-user-info=writer:hunter2",
+            "--schema-registry-ssl-ca-location=/etc/ca.pem",
+        ])
+        .unwrap()
+        .registry;
+        let mut child = std::process::Command::new("consumer");
+        parent.pass_to(&mut child);
+
+        let read = crate::child::read_as_child::<Cli>(&child, &["hunter2"]).registry;
+        // Debug hides the password: compare it apart.
+        assert_eq!(format!("{read:?}"), format!("{parent:?}"));
+        assert_eq!(read.basic_auth.unwrap().password.expose(), "hunter2");
     }
 }
