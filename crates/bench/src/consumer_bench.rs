@@ -2,8 +2,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use common::cassandra::CassandraArgs;
-use common::kafka::KafkaArgs;
-use common::registry::RegistryArgs;
 use domain::row::schema_statements;
 use domain::{ApiPage, UserRow};
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -14,10 +12,9 @@ use tokio::process::Command;
 use crate::figures::{self, Series};
 use crate::leftovers::Leftovers;
 use crate::process::{self, Watched};
+use crate::services::Services;
 
 #[derive(Debug, clap::Args)]
-// Each round writes to a keyspace of its own, made and dropped by the bench.
-#[command(mut_arg("cassandra_keyspace", |a| a.hide(true)))]
 pub struct Args {
     #[command(flatten)]
     work: crate::Workload,
@@ -32,14 +29,10 @@ pub struct Args {
     /// Directory of the consumer binary (default: beside this one).
     #[arg(long, env = "BENCH_BIN_DIR")]
     bin_dir: Option<std::path::PathBuf>,
+    /// The brokers, the registry and Cassandra, for the bench's own clients and for every
+    /// binary it starts.
     #[command(flatten)]
-    kafka: KafkaArgs,
-    #[command(flatten)]
-    registry: RegistryArgs,
-    /// The consumer's own Cassandra settings: the bare loop's session and INSERT are made
-    /// from them as the consumer makes its own (speculative execution included).
-    #[command(flatten)]
-    cassandra: CassandraArgs,
+    services: Services,
 }
 
 /// One side's figures at one concurrency, over the rounds.
@@ -66,7 +59,7 @@ pub async fn run(args: Args) -> Result<()> {
         .map(|p| ApiPage::parse(p).map(|p| p.users))
         .collect::<Result<Vec<_>, _>>()?
         .concat();
-    load(&args.kafka, &args.registry, &topic, &users).await?;
+    load(&args.services, &topic, &users).await?;
     let decode_us = decode_cost(&args, &topic, &probe_group).await?;
     println!(
         "consumer bench: {} records on {topic}; in flight {:?}; {} round(s)",
@@ -74,11 +67,17 @@ pub async fn run(args: Args) -> Result<()> {
         args.in_flight,
         args.work.rounds
     );
-    let session = args.cassandra.connect().await?;
+    let session = args.services.cassandra.connect().await?;
 
     // Cassandra's JIT and memtables warm up on the first writes: keep that out of both figures.
     let warm = users.len().min(20_000);
-    bare_inserts(&args.cassandra, &warm_keyspace, &users[..warm], 256).await?;
+    bare_inserts(
+        &args.services.cassandra,
+        &warm_keyspace,
+        &users[..warm],
+        256,
+    )
+    .await?;
 
     let mut pipeline: Vec<Side> = args.in_flight.iter().map(|_| Side::default()).collect();
     let mut bare: Vec<Side> = args.in_flight.iter().map(|_| Side::default()).collect();
@@ -103,7 +102,7 @@ pub async fn run(args: Args) -> Result<()> {
                 } else {
                     // The bench holds every user in memory: its own RSS says nothing.
                     let (rate, cpu_us) =
-                        bare_inserts(&args.cassandra, &keyspace(side), &users, n).await?;
+                        bare_inserts(&args.services.cassandra, &keyspace(side), &users, n).await?;
                     (rate, cpu_us, String::new())
                 };
                 println!(
@@ -124,7 +123,10 @@ pub async fn run(args: Args) -> Result<()> {
         }
     }
     leftovers
-        .remove(&args.kafka.client_config(&[], &[])?, Some(&session))
+        .remove(
+            &args.services.kafka.client_config(&[], &[])?,
+            Some(&session),
+        )
         .await;
 
     println!(
@@ -208,12 +210,8 @@ pub async fn run(args: Args) -> Result<()> {
 
 /// Puts the users on the topic as the producer would (registry-framed Avro); the topic is
 /// created as `kafka`'s partitions/replication flags say.
-pub async fn load(
-    kafka: &KafkaArgs,
-    registry: &RegistryArgs,
-    topic: &str,
-    users: &[domain::User],
-) -> Result<()> {
+pub async fn load(services: &Services, topic: &str, users: &[domain::User]) -> Result<()> {
+    let (kafka, registry) = (&services.kafka, &services.registry);
     kafka.ensure_topics(&[topic]).await?;
     let mut config = kafka.client_config(&[], &[])?;
     config.set("linger.ms", "20");
@@ -259,9 +257,7 @@ async fn consume(
         ])
         .env("RUST_LOG", "warn");
     // Every setting the bench and its bare loop run with, flags included.
-    args.kafka.pass_to(command.as_std_mut());
-    args.registry.pass_to(command.as_std_mut());
-    args.cassandra.pass_to(command.as_std_mut());
+    args.services.pass_to_consumer(command.as_std_mut());
     let mut child = Watched::spawn(command)?;
     let target = args.work.records as u64;
     let client = reqwest::Client::new();
@@ -355,6 +351,7 @@ async fn decode_cost(args: &Args, topic: &str, group: &str) -> Result<f64> {
     let records = args.work.records.min(50_000);
     let messages = {
         let consumer: rdkafka::consumer::BaseConsumer = args
+            .services
             .kafka
             .client_config(&[], &[])?
             .set("group.id", group)
@@ -369,8 +366,10 @@ async fn decode_cost(args: &Args, topic: &str, group: &str) -> Result<f64> {
         }
         out
     };
-    let decoder =
-        consumer::decode::Decoder::new(args.registry.settings()?, args.registry.client()?);
+    let decoder = consumer::decode::Decoder::new(
+        args.services.registry.settings()?,
+        args.services.registry.client()?,
+    );
     // The first record fetches the writer schema from the registry: not part of the cost.
     decoder
         .to_row(messages.first().map(Vec::as_slice), 0)

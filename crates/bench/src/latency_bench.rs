@@ -9,17 +9,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use common::cassandra::CassandraArgs;
-use common::kafka::KafkaArgs;
-use common::registry::RegistryArgs;
 use tokio::process::Command;
 
 use crate::leftovers::Leftovers;
 use crate::process::{self, Watched};
+use crate::services::Services;
 
 #[derive(Debug, clap::Args)]
-// Each rate writes to a keyspace of its own, made and dropped by the bench.
-#[command(mut_arg("cassandra_keyspace", |a| a.hide(true)))]
 pub struct Args {
     /// Users per second the producer publishes (its --rate); several, comma-separated, are
     /// measured one after the other, each with its own topic, binaries and warm-up.
@@ -45,14 +41,10 @@ pub struct Args {
     /// target/release after `cargo build --release --workspace`).
     #[arg(long, env = "BENCH_BIN_DIR")]
     bin_dir: Option<PathBuf>,
-    /// The brokers, for the binaries and for removing the bench's topics afterwards.
+    /// The brokers, the registry and Cassandra, for the bench's own clients and for every
+    /// binary it starts.
     #[command(flatten)]
-    kafka: KafkaArgs,
-    #[command(flatten)]
-    registry: RegistryArgs,
-    /// Cassandra, for the consumer and for reading its rows' write times.
-    #[command(flatten)]
-    cassandra: CassandraArgs,
+    services: Services,
 }
 
 /// The goals for p99: 20 ms at up to 1 000 users/s, 50 ms above.
@@ -120,9 +112,7 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
             "--progress-interval",
             "60s",
         ]);
-    args.kafka.pass_to(consumer.as_std_mut());
-    args.registry.pass_to(consumer.as_std_mut());
-    args.cassandra.pass_to(consumer.as_std_mut());
+    args.services.pass_to_consumer(consumer.as_std_mut());
     let consumer = Watched::spawn(consumer)?;
     process::wait_assigned(metrics_addr, Duration::from_secs(120)).await?;
     let mut producer = Command::new(producer_bin);
@@ -137,8 +127,7 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
         .args(["--duration", &format!("{}s", args.seconds + args.warmup)])
         .args(["--batch-size", &args.batch_size.to_string()])
         .args(["--progress-interval", "60s"]);
-    args.kafka.pass_to(producer.as_std_mut());
-    args.registry.pass_to(producer.as_std_mut());
+    args.services.pass_to_producer(producer.as_std_mut());
     let producer = Watched::spawn(producer)?;
     let produced = producer
         .wait(Duration::from_secs(args.seconds + 120))
@@ -149,7 +138,7 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
         .summary("published")
         .context("no published= in the producer's summary")? as usize;
 
-    let session = args.cassandra.connect().await?;
+    let session = args.services.cassandra.connect().await?;
     let deadline = Instant::now() + Duration::from_secs(120);
     let latencies = loop {
         let rows = latencies_ms(&session, &keyspace).await.unwrap_or_default();
@@ -164,7 +153,10 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
     // Its rows are read: a keyspace and topics left behind per rate would grow the bed (its
     // compactions, its disk) with every run, and later runs would measure that too.
     leftovers
-        .remove(&args.kafka.client_config(&[], &[])?, Some(&session))
+        .remove(
+            &args.services.kafka.client_config(&[], &[])?,
+            Some(&session),
+        )
         .await;
 
     ensure!(

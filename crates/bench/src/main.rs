@@ -11,6 +11,7 @@ mod leftovers;
 mod process;
 mod producer_bench;
 mod replicas_bench;
+mod services;
 mod soak_bench;
 mod users;
 

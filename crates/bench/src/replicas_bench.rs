@@ -7,9 +7,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use common::cassandra::CassandraArgs;
-use common::kafka::KafkaArgs;
-use common::registry::RegistryArgs;
 use domain::row::schema_statements;
 use domain::ApiPage;
 use scylla::client::session::Session;
@@ -17,12 +14,11 @@ use tokio::process::Command;
 
 use crate::leftovers::Leftovers;
 use crate::process::Watched;
+use crate::services::Services;
 
 #[derive(Debug, clap::Args)]
 // The cluster bed has three Cassandra nodes: the keyspaces are RF 3 unless told otherwise.
-// Each round writes to a keyspace of its own, made and dropped by the bench.
 #[command(mut_arg("cassandra_replication", |a| a.default_value(CLUSTER_REPLICATION)))]
-#[command(mut_arg("cassandra_keyspace", |a| a.hide(true)))]
 pub struct Args {
     #[command(flatten)]
     work: crate::Workload,
@@ -37,15 +33,10 @@ pub struct Args {
     /// Concurrent writes per consumer process, and of the bare loop.
     #[arg(long, env = "CONSUMER_MAX_IN_FLIGHT", default_value_t = 256)]
     max_in_flight: usize,
+    /// The brokers, the registry and Cassandra, for the bench's own clients and for every
+    /// binary it starts.
     #[command(flatten)]
-    kafka: KafkaArgs,
-    #[command(flatten)]
-    registry: RegistryArgs,
-    /// The consumers' Cassandra settings (contact points, consistency, replication, timeouts):
-    /// the bare loop's session and INSERT are made from them as each consumer makes its own,
-    /// speculative execution included.
-    #[command(flatten)]
-    cassandra: CassandraArgs,
+    services: Services,
 }
 
 const CLUSTER_REPLICATION: &str = "{'class': 'NetworkTopologyStrategy', 'datacenter1': 3}";
@@ -62,16 +53,16 @@ pub async fn run(args: Args) -> Result<()> {
         .map(|p| ApiPage::parse(p).map(|p| p.users))
         .collect::<Result<Vec<_>, _>>()?
         .concat();
-    crate::consumer_bench::load(&args.kafka, &args.registry, &topic, &users).await?;
-    let consistency = args.cassandra.consistency.cql_name();
+    crate::consumer_bench::load(&args.services, &topic, &users).await?;
+    let consistency = args.services.cassandra.consistency.cql_name();
     println!(
         "replicas bench: {} records on {topic} ({} partitions, RF {}), writes at {consistency}, keyspaces {}",
         users.len(),
-        args.kafka.partitions,
-        args.kafka.replication,
-        args.cassandra.replication
+        args.services.kafka.partitions,
+        args.services.kafka.replication,
+        args.services.cassandra.replication
     );
-    let session = args.cassandra.connect().await?;
+    let session = args.services.cassandra.connect().await?;
 
     // Cassandra's JIT and memtables warm up on the first writes: keep that out of the figures.
     let warm = users.len().min(20_000);
@@ -101,7 +92,10 @@ pub async fn run(args: Args) -> Result<()> {
     }
 
     leftovers
-        .remove(&args.kafka.client_config(&[], &[])?, Some(&session))
+        .remove(
+            &args.services.kafka.client_config(&[], &[])?,
+            Some(&session),
+        )
         .await;
 
     println!(
@@ -136,7 +130,7 @@ async fn replicas(
     n: usize,
 ) -> Result<f64> {
     // Created once up front: n processes racing to create one keyspace is not what we measure.
-    create_schema(session, keyspace, &args.cassandra.replication).await?;
+    create_schema(session, keyspace, &args.services.cassandra.replication).await?;
     let mut children: Vec<(Watched, std::net::SocketAddr)> = Vec::new();
     for _ in 0..n {
         let addr = crate::process::free_addr()?;
@@ -160,9 +154,7 @@ async fn replicas(
             ])
             .env("RUST_LOG", "warn");
         // Every setting the bench and its bare loop run with, flags included.
-        args.kafka.pass_to(command.as_std_mut());
-        args.registry.pass_to(command.as_std_mut());
-        args.cassandra.pass_to(command.as_std_mut());
+        args.services.pass_to_consumer(command.as_std_mut());
         let child =
             Watched::spawn(command).with_context(|| format!("starting {}", bin.display()))?;
         children.push((child, addr));
@@ -227,7 +219,12 @@ async fn create_schema(session: &Session, keyspace: &str, replication: &str) -> 
 /// consumers' own Cassandra settings, as many in flight as one consumer process: what the
 /// driver does on its own as the consumers drive it.
 async fn bare_inserts(args: &Args, keyspace: &str, users: &[domain::User]) -> Result<f64> {
-    crate::consumer_bench::bare_inserts(&args.cassandra, keyspace, users, args.max_in_flight)
-        .await
-        .map(|(rate, _cpu)| rate)
+    crate::consumer_bench::bare_inserts(
+        &args.services.cassandra,
+        keyspace,
+        users,
+        args.max_in_flight,
+    )
+    .await
+    .map(|(rate, _cpu)| rate)
 }
