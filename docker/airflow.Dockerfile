@@ -31,10 +31,11 @@ COPY crates/bench/Cargo.toml crates/bench/Cargo.toml
 COPY tests/integration/Cargo.toml tests/integration/Cargo.toml
 # The beds' test crates are workspace members too: their manifests (and empty stubs, kept, since
 # they are never built here) let cargo load the workspace.
+COPY tests/bed/Cargo.toml tests/bed/Cargo.toml
 COPY tests/cluster/Cargo.toml tests/cluster/Cargo.toml
 COPY tests/secure/Cargo.toml tests/secure/Cargo.toml
 COPY tests/monitoring/Cargo.toml tests/monitoring/Cargo.toml
-RUN for d in crates/domain crates/common crates/producer crates/consumer crates/bench tests/integration tests/cluster tests/secure tests/monitoring; do \
+RUN for d in crates/domain crates/common crates/producer crates/consumer crates/bench tests/integration tests/bed tests/cluster tests/secure tests/monitoring; do \
       mkdir -p "$d/src" && : > "$d/src/lib.rs"; \
     done \
  && for b in producer consumer; do echo 'fn main() {}' > "crates/$b/src/main.rs"; done \

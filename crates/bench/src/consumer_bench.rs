@@ -267,11 +267,11 @@ async fn consume(
         if let Some(status) = child.exited()? {
             bail!("the consumer exited during the bench: {status}");
         }
-        let text = process::scrape(&client, addr).await;
-        if first.is_none() && process::metric(&text, "consumer_records_consumed_total") > 0 {
+        let text = bed::scrape(&client, addr).await;
+        if first.is_none() && bed::sample_sum(&text, "consumer_records_consumed_total") > 0 {
             first = Some((Instant::now(), child.now().1));
         }
-        if process::metric(&text, "consumer_rows_written_total") >= target {
+        if bed::sample_sum(&text, "consumer_rows_written_total") >= target {
             let (since, cpu) = first.context("rows written before any record was consumed")?;
             break (since.elapsed(), child.now().1 - cpu);
         }

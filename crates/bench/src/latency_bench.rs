@@ -212,7 +212,7 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
 /// p50/p90/p99 bucket bounds of the consumer's latency histograms, as Prometheus's
 /// `histogram_quantile` would read them (the upper bound of the bucket the quantile falls in).
 async fn histogram_quantiles(addr: SocketAddr) -> Vec<(&'static str, String)> {
-    let text = process::scrape(&reqwest::Client::new(), addr).await;
+    let text = bed::scrape(&reqwest::Client::new(), addr).await;
     [
         "consumer_write_latency_seconds",
         "consumer_end_to_end_latency_seconds",

@@ -4,6 +4,7 @@
 //!
 //! Needs the real services (`tests/stack up`, `eval "$(tests/stack env)"`).
 
+mod child;
 mod consumer_bench;
 mod figures;
 mod latency_bench;
@@ -12,7 +13,7 @@ mod process;
 mod producer_bench;
 mod replicas_bench;
 mod services;
-mod soak_bench;
+mod soak;
 mod users;
 
 use clap::{Parser, Subcommand};
@@ -43,7 +44,7 @@ enum Stage {
     /// Chaos soak on the cluster bed: producer + consumer replicas for minutes while brokers,
     /// Cassandra nodes, hosts and replicas fail one at a time; then every row, commit and DLQ
     /// checked, RSS and open files flat.
-    Soak(soak_bench::Args),
+    Soak(soak::Args),
 }
 
 #[tokio::main]
@@ -53,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
         Stage::Consumer(args) => consumer_bench::run(*args).await,
         Stage::Latency(args) => latency_bench::run(*args).await,
         Stage::Replicas(args) => replicas_bench::run(*args).await,
-        Stage::Soak(args) => soak_bench::run(args).await,
+        Stage::Soak(args) => soak::run(args).await,
     }
 }
 

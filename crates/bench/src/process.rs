@@ -157,19 +157,6 @@ impl Watched {
     }
 }
 
-/// The consumer's `/metrics` at `addr`, or "" while it does not answer yet.
-pub async fn scrape(client: &reqwest::Client, addr: SocketAddr) -> String {
-    match client.get(format!("http://{addr}/metrics")).send().await {
-        Ok(response) => response.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-/// A scraped `/metrics` family, its samples summed (0 when absent).
-pub fn metric(body: &str, name: &str) -> u64 {
-    consumer::metrics::sample_sum(body, name)
-}
-
 /// The cumulative buckets of histogram `name` in a scraped `/metrics` body, in order:
 /// (upper bound as written, e.g. "0.05" or "+Inf"; observations at or below it).
 pub fn buckets(body: &str, name: &str) -> Vec<(String, u64)> {
@@ -187,7 +174,11 @@ pub fn buckets(body: &str, name: &str) -> Vec<(String, u64)> {
 pub async fn wait_assigned(addr: SocketAddr, limit: Duration) -> Result<()> {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + limit;
-    while metric(&scrape(&client, addr).await, "consumer_assigned_partitions") == 0 {
+    while bed::sample_sum(
+        &bed::scrape(&client, addr).await,
+        "consumer_assigned_partitions",
+    ) == 0
+    {
         ensure!(
             Instant::now() < deadline,
             "the consumer was not assigned partitions in {limit:?}"

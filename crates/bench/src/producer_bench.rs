@@ -11,6 +11,7 @@ use producer::run::{publish_pages, Pace};
 use rdkafka::ClientConfig;
 use tokio::process::Command;
 
+use crate::child::PassTo;
 use crate::figures::{self, Series};
 use crate::leftovers::Leftovers;
 use crate::process::{self, Watched};

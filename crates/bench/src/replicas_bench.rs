@@ -169,9 +169,9 @@ async fn replicas(
             if let Some(status) = child.exited()? {
                 bail!("a consumer replica exited during the bench: {status}");
             }
-            let text = crate::process::scrape(&client, *addr).await;
-            written += crate::process::metric(&text, "consumer_rows_written_total");
-            holding += (crate::process::metric(&text, "consumer_assigned_partitions") > 0) as usize;
+            let text = bed::scrape(&client, addr).await;
+            written += bed::sample_sum(&text, "consumer_rows_written_total");
+            holding += (bed::sample_sum(&text, "consumer_assigned_partitions") > 0) as usize;
         }
         if stable.is_none() && holding == n {
             stable = Some((Instant::now(), written));

@@ -6,6 +6,8 @@ use common::cassandra::CassandraArgs;
 use common::kafka::KafkaArgs;
 use common::registry::RegistryArgs;
 
+use crate::child::PassTo;
+
 #[derive(Debug, clap::Args)]
 // Each round writes to a keyspace of its own, made and dropped by the bench: the flag would do
 // nothing.

@@ -6,10 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
@@ -25,8 +23,11 @@ use scylla::errors::{
     ConnectionSetupRequestErrorKind, DbError, MetadataError, NewSessionError,
 };
 
-use crate::fault::{is_tls_trust_failure, Fault};
+use crate::fault::http::is_tls_trust_failure;
+use crate::fault::Fault;
 use crate::secret::Secret;
+
+mod tls;
 
 #[derive(Debug, Clone, Args)]
 pub struct CassandraArgs {
@@ -172,39 +173,6 @@ impl CassandraArgs {
         self.contact_points.join(",")
     }
 
-    /// Hands these settings to a process that takes them too (a consumer a bench starts), so
-    /// that it connects and writes as this one does, whether a setting came from a flag or
-    /// from the environment. Not the keyspace: each caller names its own. The password goes
-    /// in the child's environment, never on a command line that `ps` shows.
-    pub fn pass_to(&self, child: &mut std::process::Command) {
-        crate::child::ChildArgs::new(child)
-            .flag("--cassandra-contact-points", self.contact_points())
-            .flag("--cassandra-replication", &self.replication)
-            .duration("--cassandra-connect-timeout", self.connect_timeout)
-            .duration("--write-timeout", self.write_timeout)
-            .duration("--cassandra-speculative-delay", self.speculative_delay)
-            .flag("--consistency", self.consistency.cql_name())
-            .flag(
-                "--cassandra-ssl-verify-hostname",
-                self.ssl_verify_hostname.to_string(),
-            )
-            .optional("--cassandra-username", self.username.as_ref())
-            .optional("--cassandra-local-dc", self.local_dc.as_ref())
-            .optional("--cassandra-ssl-ca-location", self.ssl_ca_location.as_ref())
-            .optional(
-                "--cassandra-ssl-cert-location",
-                self.ssl_cert_location.as_ref(),
-            )
-            .optional(
-                "--cassandra-ssl-key-location",
-                self.ssl_key_location.as_ref(),
-            )
-            .secret(
-                "CASSANDRA_PASSWORD",
-                self.password.as_ref().map(|p| p.expose()),
-            );
-    }
-
     /// Readies the prepared INSERT the way the pipeline sends it: idempotent (rows are keyed,
     /// so speculative execution and retries may send it twice) at the write consistency.
     pub fn configure_insert(&self, insert: &mut PreparedStatement) {
@@ -346,52 +314,6 @@ impl CassandraArgs {
         }
         builder.build().await.map_err(SessionError::Driver)
     }
-
-    fn tls(&self) -> Result<Option<Arc<rustls::ClientConfig>>> {
-        let Some(ca) = &self.ssl_ca_location else {
-            return Ok(None);
-        };
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(ca)
-            .map_err(|e| anyhow!("CASSANDRA_SSL_CA_LOCATION {}: {e}", ca.display()))?
-        {
-            roots
-                .add(cert.map_err(|e| anyhow!("CASSANDRA_SSL_CA_LOCATION {}: {e}", ca.display()))?)
-                .context("CASSANDRA_SSL_CA_LOCATION holds a certificate that is not a CA")?;
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .context("TLS protocol versions")?;
-        let builder = if self.ssl_verify_hostname {
-            builder.with_root_certificates(roots)
-        } else {
-            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .context("building the certificate verifier")?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyName(verifier)))
-        };
-        let config = match (&self.ssl_cert_location, &self.ssl_key_location) {
-            (Some(cert), Some(key)) => {
-                let chain = CertificateDer::pem_file_iter(cert)
-                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| anyhow!("CASSANDRA_SSL_CERT_LOCATION {}: {e}", cert.display()))?;
-                let key = PrivateKeyDer::from_pem_file(key)
-                    .map_err(|e| anyhow!("CASSANDRA_SSL_KEY_LOCATION {}: {e}", key.display()))?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .context("the client certificate does not match its key")?
-            }
-            (None, None) => builder.with_no_client_auth(),
-            _ => bail!("set both CASSANDRA_SSL_CERT_LOCATION and CASSANDRA_SSL_KEY_LOCATION"),
-        };
-        Ok(Some(Arc::new(config)))
-    }
 }
 
 /// Why a session could not be had: our settings, or what the driver met.
@@ -457,105 +379,5 @@ impl From<WriteConsistency> for Consistency {
             WriteConsistency::EachQuorum => Consistency::EachQuorum,
             WriteConsistency::LocalOne => Consistency::LocalOne,
         }
-    }
-}
-
-/// Checks a node's certificate chain against the CA, but accepts any name on
-/// it (`--cassandra-ssl-verify-hostname false`).
-#[derive(Debug)]
-struct AnyName(Arc<rustls::client::WebPkiServerVerifier>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyName {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        use rustls::CertificateError::{NotValidForName, NotValidForNameContext};
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            Err(rustls::Error::InvalidCertificate(
-                NotValidForName | NotValidForNameContext { .. },
-            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::CassandraArgs;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        cassandra: CassandraArgs,
-    }
-
-    #[test]
-    fn a_child_reads_the_settings_it_is_passed() {
-        let parent = Cli::try_parse_from([
-            "parent",
-            "--cassandra-contact-points=10.0.0.1:9042,10.0.0.2:9042",
-            "--cassandra-username=writer",
-            "--cassandra-password=hunter2",
-            "--cassandra-replication={'class': 'NetworkTopologyStrategy', 'dc2': 3}",
-            "--cassandra-connect-timeout=5s",
-            "--write-timeout=3s",
-            "--cassandra-speculative-delay=0s",
-            "--consistency=one",
-            "--cassandra-local-dc=dc2",
-            "--cassandra-ssl-ca-location=/etc/ca.pem",
-            "--cassandra-ssl-cert-location=/etc/client.pem",
-            "--cassandra-ssl-key-location=/etc/client.key",
-            "--cassandra-ssl-verify-hostname=false",
-        ])
-        .unwrap()
-        .cassandra;
-        let mut child = std::process::Command::new("consumer");
-        parent.pass_to(&mut child);
-        let envs: Vec<_> = child.get_envs().collect();
-        assert_eq!(
-            envs,
-            [("CASSANDRA_PASSWORD".as_ref(), Some("hunter2".as_ref()))]
-        );
-
-        let mut read = crate::child::read_as_child::<Cli>(&child, &["hunter2"]).cassandra;
-        assert_eq!(
-            read.password.take().map(|p| p.expose().to_string()),
-            Some("hunter2".to_string())
-        );
-        let mut parent = parent;
-        parent.password = None;
-        assert_eq!(format!("{read:?}"), format!("{parent:?}"));
     }
 }

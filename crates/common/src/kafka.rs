@@ -1,5 +1,6 @@
 //! Kafka: the connection flags both binaries share, the client settings built
-//! from them, the start-up check, topic creation, and the class of Kafka errors.
+//! from them, the start-up check and topic creation (the class of Kafka errors:
+//! `fault::kafka`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,12 +12,13 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
+use crate::fault::kafka::topic_creation_is_transient;
 use crate::secret::Secret;
 
-pub mod errors;
+pub mod alarm;
 pub mod properties;
 
-pub use errors::{code_class, error_class, Alarm, AlarmContext, Alarmed};
+pub use alarm::{Alarm, AlarmContext, Alarmed};
 pub use properties::Property;
 
 #[derive(Debug, Clone, Args)]
@@ -189,41 +191,6 @@ pub fn producer_guarantees() -> Vec<Guarded> {
 }
 
 impl KafkaArgs {
-    /// Hands these settings to a process that takes them too (a consumer or producer a bench
-    /// starts), so that it connects as this one does, whether a setting came from a flag or
-    /// from the environment. Not the topic: each caller names its own. The password and the
-    /// `--kafka-config` properties (which may hold secrets) go in the child's environment.
-    pub fn pass_to(&self, child: &mut std::process::Command) {
-        // Joined as the variable is read: no value holds a ';', since the flag is split there too.
-        let config: Vec<String> = self
-            .config
-            .iter()
-            .map(|p| format!("{}={}", p.key, p.value))
-            .collect();
-        crate::child::ChildArgs::new(child)
-            .flag("--bootstrap-servers", &self.bootstrap_servers)
-            .flag("--topic-partitions", self.partitions.to_string())
-            .flag("--topic-replication", self.replication.to_string())
-            .flag(
-                "--topic-min-insync-replicas",
-                self.min_insync_replicas.to_string(),
-            )
-            .duration("--kafka-connect-timeout", self.connect_timeout)
-            .optional("--kafka-security-protocol", self.security_protocol.as_ref())
-            .optional("--kafka-sasl-mechanism", self.sasl_mechanism.as_ref())
-            .optional("--kafka-sasl-username", self.sasl_username.as_ref())
-            .optional("--kafka-ssl-ca-location", self.ssl_ca_location.as_ref())
-            .optional("--kafka-config-file", self.config_file.as_ref())
-            .secret(
-                "KAFKA_SASL_PASSWORD",
-                self.sasl_password.as_ref().map(|p| p.expose()),
-            )
-            .secret(
-                "KAFKA_CONFIG",
-                (!config.is_empty()).then(|| config.join(";")).as_deref(),
-            );
-    }
-
     /// The user's properties, in order of precedence (later wins): the named
     /// flags, the properties file, then `--kafka-config`.
     fn user_properties(&self) -> Result<Vec<Property>> {
@@ -412,75 +379,5 @@ impl KafkaArgs {
                 self.min_insync_replicas()
             );
         }
-    }
-}
-
-/// Topic-creation answers that a moment later may be different: the controller
-/// moving, a request timing out, a broker not registered yet. Everything else (a
-/// replication factor the cluster cannot have, a policy, a missing ACL) is a refusal.
-fn topic_creation_is_transient(code: RDKafkaErrorCode) -> bool {
-    use RDKafkaErrorCode as C;
-    matches!(
-        code,
-        C::NotController
-            | C::RequestTimedOut
-            | C::OperationTimedOut
-            | C::BrokerNotAvailable
-            | C::LeaderNotAvailable
-            | C::NetworkException
-            | C::CoordinatorLoadInProgress
-            | C::CoordinatorNotAvailable
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use super::KafkaArgs;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        kafka: KafkaArgs,
-    }
-
-    fn parse(flags: &[&str]) -> KafkaArgs {
-        Cli::try_parse_from(std::iter::once("parent").chain(flags.iter().copied()))
-            .unwrap()
-            .kafka
-    }
-
-    #[test]
-    fn a_child_reads_the_settings_it_is_passed() {
-        let parent = parse(&[
-            "--bootstrap-servers=10.0.0.1:9092,10.0.0.2:9092",
-            "--topic=the_parents",
-            "--topic-partitions=6",
-            "--topic-replication=3",
-            "--topic-min-insync-replicas=2",
-            "--kafka-connect-timeout=5s",
-            "--kafka-security-protocol=SASL_SSL",
-            "--kafka-sasl-mechanism=SCRAM-SHA-512",
-            "--kafka-sasl-username=writer",
-            "--kafka-sasl-password=hunter2",
-            "--kafka-ssl-ca-location=/etc/ca.pem",
-            "--kafka-config-file=/etc/client.properties",
-            "-X",
-            "ssl.key.password=hunter3",
-            "-X",
-            "linger.ms=5",
-        ]);
-        let mut child = std::process::Command::new("consumer");
-        parent.pass_to(&mut child);
-
-        let mut read = crate::child::read_as_child::<Cli>(&child, &["hunter2", "hunter3"]).kafka;
-        // Each caller names its own topic.
-        assert_eq!(read.topic, "users_created");
-        read.topic = parent.topic.clone();
-        // Debug hides the secrets: compare them apart.
-        assert_eq!(format!("{read:?}"), format!("{parent:?}"));
-        assert_eq!(read.sasl_password.unwrap().expose(), "hunter2");
-        assert_eq!(read.config[0].value, "hunter3");
     }
 }

@@ -1,12 +1,10 @@
 //! Plumbing shared by the producer and the consumer, written once: logging,
 //! how freed memory is kept (`memory`), shutdown signals, retry with backoff and its log summaries (`storm`), failure classes, secrets, where a
 //! run's records landed (`landed`, written by the producer, awaited by the consumer), and the
-//! Kafka, Schema Registry and Cassandra connection flags and clients, and how those flags are
-//! handed on to a process started with them (`child`).
+//! Kafka, Schema Registry and Cassandra connection flags and clients.
 
 pub mod backoff;
 pub mod cassandra;
-pub mod child;
 pub mod cli;
 pub mod fault;
 pub mod kafka;

@@ -1,5 +1,6 @@
 //! The Schema Registry: its settings, the start-up check both binaries make,
-//! and the class of each way a registry call can fail.
+//! and the fault of each way a registry call can fail, with the fix it names
+//! (the class itself: `fault::registry`).
 //!
 //! Encoding and decoding go through `schema_registry_converter`. Its errors
 //! keep the registry's Confluent `error_code` (or the HTTP client's error) as
@@ -18,13 +19,10 @@ use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::RawError;
 
 use crate::backoff::Backoff;
-use crate::fault::{http_status_class, is_tls_trust_failure, Class, Fault};
+use crate::fault::http::{http_status_class, is_tls_trust_failure, root_cause};
+use crate::fault::registry::{describe, lookup_class, SCHEMA_NOT_FOUND, SUBJECT_NOT_FOUND};
+use crate::fault::{Class, Fault};
 use crate::secret::UserInfo;
-
-/// Confluent error code: no schema with this id.
-pub const SCHEMA_NOT_FOUND: u32 = 40403;
-/// Confluent error code: no such subject.
-pub const SUBJECT_NOT_FOUND: u32 = 40401;
 
 #[derive(Debug, Clone, Args)]
 pub struct RegistryArgs {
@@ -78,25 +76,6 @@ impl RegistryArgs {
             basic_auth: None,
             ssl_ca_location: None,
         }
-    }
-
-    /// Hands these settings to a process that takes them too (a consumer or producer a bench
-    /// starts), whether a setting came from a flag or from the environment. The basic-auth
-    /// user info goes in the child's environment.
-    pub fn pass_to(&self, child: &mut std::process::Command) {
-        let user_info = self
-            .basic_auth
-            .as_ref()
-            .map(|u| format!("{}:{}", u.user, u.password.expose()));
-        crate::child::ChildArgs::new(child)
-            .flag("--schema-registry-url", &self.url)
-            .duration("--schema-registry-timeout", self.timeout)
-            .duration("--schema-registry-connect-timeout", self.connect_timeout)
-            .optional(
-                "--schema-registry-ssl-ca-location",
-                self.ssl_ca_location.as_ref(),
-            )
-            .secret("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", user_info.as_deref());
     }
 
     fn base(&self) -> String {
@@ -377,114 +356,4 @@ impl Registry {
 /// API that lets us in.
 fn subject_readable(a: &Answer) -> bool {
     ((200..300).contains(&a.status) && a.body.is_array()) || a.error_code == Some(SUBJECT_NOT_FOUND)
-}
-
-/// The class of a converter error when its source tells it, `None` when only
-/// the registry's status can.
-pub fn lookup_class(e: &SRCError) -> Option<Class> {
-    let source = e.source();
-    if let Some(http) = source.and_then(|s| s.downcast_ref::<reqwest::Error>()) {
-        if is_tls_trust_failure(http) {
-            return Some(Class::Fatal);
-        }
-        // 200 with a body that is not a schema: the URL points at something else.
-        if http.is_decode() {
-            return Some(Class::Fatal);
-        }
-        return Some(Class::Retry);
-    }
-    if e.retriable {
-        return Some(Class::Retry);
-    }
-    let raw = source.and_then(|s| s.downcast_ref::<RawError>())?;
-    match raw.error_code {
-        SCHEMA_NOT_FOUND => Some(Class::Poison),
-        0 => None,
-        code => Some(http_status_class(status_of_code(code))),
-    }
-}
-
-/// Confluent error codes are the HTTP status, or the status followed by two digits (40403).
-pub fn status_of_code(code: u32) -> u16 {
-    let status = if code >= 10_000 { code / 100 } else { code };
-    u16::try_from(status).unwrap_or(500)
-}
-
-/// The converter's error with its cause.
-pub fn describe(e: &SRCError) -> String {
-    match &e.cause {
-        Some(cause) => format!("{} ({cause})", e.error),
-        None => e.error.clone(),
-    }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn answered(code: u32) -> SRCError {
-        let raw: RawError = serde_json::from_value(
-            serde_json::json!({"error_code": code, "message": "from the registry"}),
-        )
-        .expect("RawError");
-        SRCError::non_retryable_with_cause(raw, "HTTP request to schema registry failed")
-    }
-
-    #[test]
-    fn an_unknown_schema_id_is_the_records_fault_everything_else_is_not() {
-        assert_eq!(lookup_class(&answered(40403)), Some(Class::Poison));
-        // Wrong path, unknown subject, refused credentials, forbidden: the deployment's.
-        for code in [404, 40401, 401, 40101, 403, 40301, 422, 42201] {
-            assert_eq!(lookup_class(&answered(code)), Some(Class::Fatal), "{code}");
-        }
-        // The registry's own trouble: retry.
-        for code in [500, 50001, 50002, 50003, 503, 504] {
-            assert_eq!(lookup_class(&answered(code)), Some(Class::Retry), "{code}");
-        }
-        // An error body the converter could not read: only the status can tell.
-        assert_eq!(lookup_class(&answered(0)), None);
-        let flagged = SRCError::new("HTTP 503", None, true);
-        assert_eq!(lookup_class(&flagged), Some(Class::Retry));
-    }
-
-    #[test]
-    fn codes_map_to_statuses() {
-        assert_eq!(status_of_code(40403), 404);
-        assert_eq!(status_of_code(50001), 500);
-        assert_eq!(status_of_code(401), 401);
-    }
-
-    #[test]
-    fn a_child_reads_the_settings_it_is_passed() {
-        #[derive(clap::Parser)]
-        struct Cli {
-            #[command(flatten)]
-            registry: RegistryArgs,
-        }
-        let parent = <Cli as clap::Parser>::try_parse_from([
-            "parent",
-            "--schema-registry-url=https://registry.example:8081",
-            "--schema-registry-timeout=3s",
-            "--schema-registry-connect-timeout=1m",
-            "--schema-registry-basic-auth-user-info=writer:hunter2",
-            "--schema-registry-ssl-ca-location=/etc/ca.pem",
-        ])
-        .unwrap()
-        .registry;
-        let mut child = std::process::Command::new("consumer");
-        parent.pass_to(&mut child);
-
-        let read = crate::child::read_as_child::<Cli>(&child, &["hunter2"]).registry;
-        // Debug hides the password: compare it apart.
-        assert_eq!(format!("{read:?}"), format!("{parent:?}"));
-        assert_eq!(read.basic_auth.unwrap().password.expose(), "hunter2");
-    }
 }

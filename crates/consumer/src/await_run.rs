@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use common::fault::kafka::error_class;
 use common::fault::Class;
-use common::kafka::errors::error_class;
 use common::kafka::{AlarmContext, Alarmed};
 use common::landed::Landed;
 use rdkafka::consumer::{BaseConsumer, Consumer};

@@ -1,5 +1,5 @@
 //! Kafka record → row. The record's writer schema is fetched by the id in its
-//! Confluent framing (once per id, cached by the converter) and resolved to
+//! Confluent framing (`domain::wire`), once per id (the converter caches it), and resolved to
 //! the reader schema in `schemas/user.avsc`, so records written with an older
 //! or newer compatible schema still become rows.
 //!
@@ -62,7 +62,7 @@ impl Decoder {
     ) -> Result<UserRow, Fault> {
         let bytes =
             payload.ok_or_else(|| Fault::poison("framing", "record has no value (tombstone)"))?;
-        let Some((schema_id, datum)) = framing(bytes) else {
+        let Some((schema_id, datum)) = domain::wire::unframe(bytes) else {
             return Err(Fault::poison(
                 "framing",
                 format!(
@@ -96,7 +96,7 @@ impl Decoder {
     /// None for anything else (a new schema id, or a record that is not a row: poison), which
     /// [`Decoder::to_row`] then decodes and classes.
     pub fn known_row(&self, payload: Option<&[u8]>, timestamp_ms: i64) -> Option<UserRow> {
-        let (schema_id, datum) = framing(payload?)?;
+        let (schema_id, datum) = domain::wire::unframe(payload?)?;
         let reader = self
             .readers
             .lock()
@@ -123,25 +123,4 @@ fn read_row(
         )
     })?;
     domain::to_row(user, timestamp_ms).map_err(|e| Fault::poison("transform", e.to_string()))
-}
-
-/// Splits Confluent framing: magic byte 0, a big-endian schema id, the Avro datum.
-fn framing(bytes: &[u8]) -> Option<(u32, &[u8])> {
-    match bytes {
-        [0, a, b, c, d, datum @ ..] => Some((u32::from_be_bytes([*a, *b, *c, *d]), datum)),
-        _ => None,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::framing;
-
-    #[test]
-    fn confluent_framing_is_magic_byte_then_schema_id() {
-        assert_eq!(framing(&[0, 0, 0, 1, 2, 9, 9]), Some((258, &[9u8, 9][..])));
-        assert_eq!(framing(&[0, 0, 0, 0, 7]), Some((7, &[][..])));
-        assert_eq!(framing(&[1, 0, 0, 0, 7, 9]), None);
-        assert_eq!(framing(&[0, 0, 0]), None);
-    }
 }

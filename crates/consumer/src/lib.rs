@@ -1,9 +1,9 @@
 //! Kafka → transform → Cassandra, at-least-once with idempotent rows.
 //!
+//! `pipeline` runs the loop in rooms (poll, writer, rebalance, watcher);
 //! `decode` turns a record into a row (or poison), `schema` readies the table,
-//! `sink` writes rows, `dlq`
-//! parks poison, `offsets` decides what may be committed, and `pipeline` runs
-//! the loop. `metrics` and `http` make it observable; `await_run` tells when a
+//! `sink` writes rows, `dlq` parks poison, and `offsets` decides what may be
+//! committed. `metrics` and `http` make it observable; `await_run` tells when a
 //! producer run's records are all written.
 
 pub mod await_run;

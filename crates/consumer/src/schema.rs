@@ -15,14 +15,33 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use common::backoff::Backoff;
+use common::cassandra::CassandraArgs;
+use common::fault::cassandra::{class_of, db_error};
 use common::fault::Class;
 use domain::row::{schema_statements, UserRow, TABLE};
 use scylla::client::session::Session;
-use scylla::errors::{DbError, ExecutionError, PrepareError, RequestAttemptError};
+use scylla::errors::{DbError, ExecutionError};
 use scylla::statement::prepared::PreparedStatement;
 
-use crate::cli::Args;
-use crate::sink::class_of;
+/// What the schema step needs: the keyspace, how to replicate it if it has to be created,
+/// and how long to keep trying.
+#[derive(Debug, Clone)]
+pub struct SchemaSettings {
+    pub keyspace: String,
+    /// A CQL replication map, e.g. `{'class': 'SimpleStrategy', 'replication_factor': 1}`.
+    pub replication: String,
+    pub connect_timeout: Duration,
+}
+
+impl From<&CassandraArgs> for SchemaSettings {
+    fn from(cassandra: &CassandraArgs) -> Self {
+        SchemaSettings {
+            keyspace: cassandra.keyspace.clone(),
+            replication: cassandra.replication.clone(),
+            connect_timeout: cassandra.connect_timeout,
+        }
+    }
+}
 
 /// Where an attempt of the schema step stopped.
 #[derive(Debug)]
@@ -63,24 +82,21 @@ impl Stop {
 /// cluster still settling) until the connect timeout; a refusal stops at once.
 pub async fn apply(
     session: &Session,
-    args: &Args,
+    settings: &SchemaSettings,
     contact_points: &str,
 ) -> Result<PreparedStatement> {
-    let keyspace = &args.cassandra.keyspace;
-    let deadline = Instant::now() + args.cassandra.connect_timeout;
+    let keyspace = &settings.keyspace;
+    let deadline = Instant::now() + settings.connect_timeout;
     let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(3));
     loop {
-        let stop = match attempt(session, args).await {
+        let stop = match attempt(session, settings).await {
             Ok(insert) => return Ok(insert),
             Err(stop) => stop,
         };
         let racing = stop.is_race();
         if !racing || Instant::now() >= deadline {
             let waited = if racing {
-                format!(
-                    " (still failing after {:?})",
-                    args.cassandra.connect_timeout
-                )
+                format!(" (still failing after {:?})", settings.connect_timeout)
             } else {
                 String::new()
             };
@@ -89,7 +105,7 @@ pub async fn apply(
                     "Cassandra at {contact_points}: the nodes did not agree on keyspace \
                      {keyspace}'s schema within {:?}: {e}. Are all nodes up and gossiping \
                      (nodetool describecluster)?",
-                    args.cassandra.connect_timeout
+                    settings.connect_timeout
                 ),
                 Stop::Refused {
                     statement, error, ..
@@ -109,9 +125,9 @@ pub async fn apply(
 }
 
 /// One pass: each DDL statement, then schema agreement, then the PREPARE.
-async fn attempt(session: &Session, args: &Args) -> Result<PreparedStatement, Stop> {
+async fn attempt(session: &Session, settings: &SchemaSettings) -> Result<PreparedStatement, Stop> {
     let mut after_keyspace = false;
-    for statement in schema_statements(&args.cassandra.keyspace, &args.cassandra.replication) {
+    for statement in schema_statements(&settings.keyspace, &settings.replication) {
         if let Err(error) = session.query_unpaged(statement.as_str(), ()).await {
             return Err(Stop::Refused {
                 statement: format!("`{statement}` from schemas/cassandra.cql"),
@@ -127,17 +143,17 @@ async fn attempt(session: &Session, args: &Args) -> Result<PreparedStatement, St
             .map_err(|e| Stop::Disagreeing(e.to_string()))?;
         after_keyspace = true;
     }
-    let insert = UserRow::insert_cql(&args.cassandra.keyspace);
+    let insert = UserRow::insert_cql(&settings.keyspace);
     match session.prepare(insert.as_str()).await {
         Ok(prepared) => Ok(prepared),
         Err(error) => {
             // A table that exists without our columns is the deployment's to fix, now;
             // a table the node does not know yet is a race.
-            let mismatch = !missing_columns(session, &args.cassandra.keyspace)
+            let mismatch = !missing_columns(session, &settings.keyspace)
                 .await
                 .is_empty();
             Err(Stop::Refused {
-                statement: format!("the INSERT into {}.{TABLE}", args.cassandra.keyspace),
+                statement: format!("the INSERT into {}.{TABLE}", settings.keyspace),
                 error: Box::new(ExecutionError::PrepareError(error)),
                 after_keyspace: after_keyspace && !mismatch,
             })
@@ -169,17 +185,6 @@ async fn missing_columns(session: &Session, keyspace: &str) -> Vec<&'static str>
         .collect()
 }
 
-/// The CQL error a failed request carries, if it carries one.
-fn db_error(e: &ExecutionError) -> Option<&DbError> {
-    match e {
-        ExecutionError::LastAttemptError(RequestAttemptError::DbError(db, _))
-        | ExecutionError::PrepareError(PrepareError::AllAttemptsFailed {
-            first_attempt: RequestAttemptError::DbError(db, _),
-        }) => Some(db),
-        _ => None,
-    }
-}
-
 /// What to do about a refused schema statement.
 fn fix_for(e: &ExecutionError, keyspace: &str) -> String {
     match db_error(e) {
@@ -199,6 +204,7 @@ fn fix_for(e: &ExecutionError, keyspace: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use scylla::errors::{PrepareError, RequestAttemptError};
 
     fn refused(db: DbError, after_keyspace: bool) -> Stop {
         Stop::Refused {

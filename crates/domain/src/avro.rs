@@ -1,6 +1,6 @@
 //! The Avro side of [`User`]: the checked-in schema and conversions between the
-//! struct and Avro values. Registry framing (magic byte, schema id) is the
-//! producer's and consumer's business, through `schema_registry_converter`.
+//! struct and Avro values: the bare datum. The framing around it (magic byte, schema id) is
+//! [`crate::wire`].
 
 use std::sync::OnceLock;
 

@@ -1,7 +1,9 @@
-//! The Cassandra row, one per person (`schemas/cassandra.cql`).
+//! The Cassandra row, one per person (`schemas/cassandra.cql`). The driver's traits are
+//! derived only with the `cassandra` feature (`cassandra.rs`), so a crate that makes rows
+//! without writing them (the producer) does not compile the driver.
 
-use scylla::value::CqlTimestamp;
-use scylla::{DeserializeRow, SerializeRow};
+#[cfg(feature = "cassandra")]
+mod cassandra;
 
 /// The CQL that creates the keyspace and table, with `{keyspace}`,
 /// `{replication}` and `{table_id}` placeholders; see [`schema_statements`].
@@ -26,7 +28,11 @@ pub fn table_id(keyspace: &str) -> uuid::Uuid {
 
 /// A row of `created_users`. Field order and names are the table's columns, so
 /// the same struct binds the INSERT and reads rows back.
-#[derive(Debug, Clone, PartialEq, SerializeRow, DeserializeRow)]
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(
+    feature = "cassandra",
+    derive(scylla::SerializeRow, scylla::DeserializeRow)
+)]
 pub struct UserRow {
     pub id: uuid::Uuid,
     pub first_name: String,
@@ -44,12 +50,16 @@ pub struct UserRow {
     pub username: String,
     pub phone: String,
     pub cell: String,
-    pub dob: CqlTimestamp,
-    pub registered_date: CqlTimestamp,
+    pub dob: Timestamp,
+    pub registered_date: Timestamp,
     pub picture: String,
     pub nationality: String,
-    pub produced_at: CqlTimestamp,
+    pub produced_at: Timestamp,
 }
+
+/// A CQL `timestamp`: milliseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub i64);
 
 impl UserRow {
     pub const COLUMNS: [&'static str; 21] = [

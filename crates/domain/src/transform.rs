@@ -1,9 +1,7 @@
 //! Published record → Cassandra row. Pure, so every quirk is unit-tested here
 //! rather than discovered against a live table.
 
-use scylla::value::CqlTimestamp;
-
-use crate::row::UserRow;
+use crate::row::{Timestamp, UserRow};
 use crate::user::User;
 
 /// A record that decoded but cannot become a row: it goes to the dead-letter
@@ -46,11 +44,11 @@ pub fn to_row(user: User, produced_at_ms: i64) -> Result<UserRow, TransformError
         username: user.login.username,
         phone: user.phone,
         cell: user.cell,
-        dob: CqlTimestamp(user.dob.date),
-        registered_date: CqlTimestamp(user.registered.date),
+        dob: Timestamp(user.dob.date),
+        registered_date: Timestamp(user.registered.date),
         picture: user.picture.large,
         nationality: user.nat,
-        produced_at: CqlTimestamp(produced_at_ms),
+        produced_at: Timestamp(produced_at_ms),
     })
 }
 

@@ -91,6 +91,21 @@ pub struct Args {
     pub log: LogArgs,
 }
 
+impl Args {
+    /// The API source's settings: the only part of the command line it needs.
+    pub fn api_settings(&self) -> crate::source::ApiSettings {
+        crate::source::ApiSettings {
+            url: self.api_url.clone(),
+            timeout: self.api_timeout,
+            seed: self.seed.clone(),
+            nat: self.nat.clone(),
+            max_retries: self.max_retries,
+            retry_backoff: self.retry_backoff,
+            retry_max_backoff: self.retry_max_backoff,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;

@@ -1,5 +1,5 @@
 //! Users as Kafka records: the key (`login.uuid`) and the value in the registry's wire
-//! format (magic byte 0, the schema id, the Avro datum), a page's worth in one buffer.
+//! format (`domain::wire`: the framing, then the Avro datum), a page's worth in one buffer.
 //!
 //! A page is framed on the thread that parsed it, and its users are dropped there: their
 //! text is borrowed from the page (only strings with JSON escapes are copies, freed by the
@@ -59,8 +59,7 @@ impl Records {
         self.bytes
             .extend_from_slice(user.login.uuid.as_ref().as_bytes());
         let value = self.bytes.len();
-        self.bytes.push(0);
-        self.bytes.extend_from_slice(&schema_id.to_be_bytes());
+        domain::wire::write_header(schema_id, &mut self.bytes);
         match domain::avro::write_datum(user, &mut self.bytes) {
             Ok(_) => self.bounds.push((start, value, self.bytes.len())),
             Err(e) => {
@@ -103,13 +102,8 @@ mod tests {
         assert!(records.unencodable.is_empty());
         for ((key, value), user) in records.iter().zip(&users) {
             assert_eq!(key, user.login.uuid.as_bytes());
-            assert_eq!(
-                value[..5],
-                [0, 0, 0, 0, 7],
-                "magic byte, then the schema id"
-            );
             let datum = domain::avro::to_datum(user).expect("encodes");
-            assert_eq!(&value[5..], &datum[..]);
+            assert_eq!(domain::wire::unframe(value), Some((7, &datum[..])));
         }
         // What the producer frames: the same users, their text borrowed from the page.
         let borrowed = ApiPage::parse_borrowed(page).expect("the quirks page parses");

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use common::backoff::Backoff;
+use common::fault::registry::{describe, lookup_class, status_of_code};
 use common::fault::Class;
-use common::registry::{describe, lookup_class, status_of_code, Registry};
+use common::registry::Registry;
 use rdkafka::config::FromClientConfigAndContext;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::Message;

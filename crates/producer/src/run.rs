@@ -81,7 +81,7 @@ pub async fn run(
         deadline: args.duration.map(|d| started + d),
         batch_size: args.batch_size,
     };
-    let pages = spawn_fetcher(ApiSource::new(&args)?, plan, schema_id);
+    let pages = spawn_fetcher(ApiSource::new(&args.api_settings())?, plan, schema_id);
     let pace = Pace {
         rate: args.rate,
         progress_interval: args.progress_interval,

@@ -5,9 +5,23 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use common::backoff::Backoff;
-use common::fault::{http_status_class, is_tls_trust_failure, Class};
+use common::fault::http::{http_status_class, is_tls_trust_failure, root_cause};
+use common::fault::Class;
 use domain::{ApiPage, PageError, Text};
 use reqwest::StatusCode;
+
+/// Where the API is and how patiently to ask it (from `--api-*`, `--seed`, `--nat` and the
+/// retry flags).
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub url: String,
+    pub timeout: Duration,
+    pub seed: Option<String>,
+    pub nat: Option<String>,
+    pub max_retries: u32,
+    pub retry_backoff: Duration,
+    pub retry_max_backoff: Duration,
+}
 
 #[derive(Debug, Clone)]
 pub struct ApiSource {
@@ -27,9 +41,9 @@ enum Attempt {
 }
 
 impl ApiSource {
-    pub fn new(args: &crate::cli::Args) -> Result<Self> {
+    pub fn new(settings: &ApiSettings) -> Result<Self> {
         let client = reqwest::Client::builder()
-            .timeout(args.api_timeout)
+            .timeout(settings.timeout)
             .user_agent(concat!(
                 "user-pipeline-producer/",
                 env!("CARGO_PKG_VERSION")
@@ -38,12 +52,12 @@ impl ApiSource {
             .context("building the HTTP client")?;
         Ok(ApiSource {
             client,
-            url: args.api_url.clone(),
-            seed: args.seed.clone(),
-            nat: args.nat.clone(),
-            max_retries: args.max_retries,
-            backoff: Backoff::new(args.retry_backoff, args.retry_max_backoff),
-            max_backoff: args.retry_max_backoff,
+            url: settings.url.clone(),
+            seed: settings.seed.clone(),
+            nat: settings.nat.clone(),
+            max_retries: settings.max_retries,
+            backoff: Backoff::new(settings.retry_backoff, settings.retry_max_backoff),
+            max_backoff: settings.retry_max_backoff,
         })
     }
 
@@ -172,12 +186,4 @@ fn describe(url: &str, e: &reqwest::Error) -> String {
     } else {
         format!("request to {url} failed: {}", root_cause(e))
     }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }

@@ -1,7 +1,8 @@
-//! Helpers for the cluster bed's tests (tests/cluster/tests/*.rs): the flags a replicated
-//! topic and keyspace need, consumer replicas with their own /metrics, a producer running in
-//! the background, reading rows back at QUORUM, and what "the cluster is healthy" means.
-//! Run by tests/cluster/run (`tests/stack up --cluster`, its env, these tests, `down`).
+//! Helpers for the cluster bed's tests (tests/cluster/tests/*.rs): consumer replicas with
+//! their own /metrics, a producer running in the background, and the bed's own helpers
+//! (`bed`: its shape, its control script, rows at QUORUM, health) bound to the tests'
+//! `Services`, failing the test where they fail. Run by tests/cluster/run (`tests/stack up
+//! --cluster`, its env, these tests, `down`).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -14,40 +15,28 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::policies::load_balancing::{NodeIdentifier, SingleTargetLoadBalancingPolicy};
-use scylla::response::PagingState;
 use scylla::statement::unprepared::Statement;
-use scylla::statement::Consistency;
 use tokio::process::Child;
 
-/// The bed's datacenter (SimpleSnitch's name for it, what system.local reports).
-pub const DATACENTER: &str = "datacenter1";
-pub const PARTITIONS: usize = 6;
+pub use bed::topology::{PARTITIONS, TOPIC_FLAGS};
 
-/// Topic flags, for both binaries: 6 partitions, RF 3, min.insync.replicas 2.
-pub const TOPIC_FLAGS: [&str; 6] = [
-    "--topic-partitions",
-    "6",
-    "--topic-replication",
-    "3",
-    "--topic-min-insync-replicas",
-    "2",
-];
-
-/// The consumer's keyspace (RF 3 in the bed's datacenter) and write consistency.
+/// The consumer's keyspace (replicated the bed's way) and write consistency.
 pub fn consumer_flags(consistency: &str) -> Vec<String> {
     let mut flags: Vec<String> = TOPIC_FLAGS.iter().map(|s| s.to_string()).collect();
     flags.extend([
         "--cassandra-replication".into(),
-        format!("{{'class': 'NetworkTopologyStrategy', '{DATACENTER}': 3}}"),
+        bed::topology::REPLICATION.into(),
         "--consistency".into(),
         consistency.into(),
     ]);
     flags
 }
 
-/// `tests/stack <args>` on the cluster bed (STACK_TOPOLOGY=cluster comes from its env).
+/// `tests/stack <args>` on the cluster bed; its output in the test's.
 pub fn stack(args: &[&str]) {
-    bins::stack(args)
+    bed::Stack::find()
+        .and_then(|stack| stack.run_blocking(args))
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// The same, off the async runtime (stopping a Cassandra node takes seconds).
@@ -147,18 +136,9 @@ impl Replica {
                 .build()
                 .expect("an HTTP client")
         });
-        let get = async {
-            client
-                .get(format!("http://{}/metrics", self.addr))
-                .send()
-                .await?
-                .text()
-                .await
-        };
-        match tokio::time::timeout(Duration::from_secs(30), get).await {
-            Ok(Ok(body)) => body,
-            _ => String::new(),
-        }
+        tokio::time::timeout(Duration::from_secs(30), bed::scrape(client, &self.addr))
+            .await
+            .unwrap_or_default()
     }
 
     pub async fn metric(&self, name: &str) -> u64 {
@@ -228,10 +208,7 @@ pub async fn wait_each_writes(replicas: &[Replica]) {
     .await;
 }
 
-/// A scraped `/metrics` family, its samples summed (0 when absent).
-pub fn metric(body: &str, name: &str) -> u64 {
-    consumer::metrics::sample_sum(body, name)
-}
+pub use bed::sample_sum as metric;
 
 pub fn partitions_of(body: &str) -> Vec<i32> {
     let mut out: Vec<i32> = body
@@ -298,37 +275,12 @@ pub fn spawn_producer(
     cmd.spawn().expect("spawn producer")
 }
 
-/// (rows, distinct ids) of the lane's table, read at QUORUM (page by page).
+/// (rows, distinct ids) of the lane's table, read at QUORUM.
 pub async fn rows_at_quorum(services: &Services, keyspace: &str) -> Result<(u64, u64), String> {
     let session = services.cassandra_session().await;
-    let mut statement = Statement::new(format!("SELECT id FROM {keyspace}.created_users"));
-    statement.set_consistency(Consistency::Quorum);
-    statement.set_page_size(5000);
-    let mut ids = std::collections::HashSet::new();
-    let mut rows = 0;
-    let mut paging = PagingState::start();
-    loop {
-        let (result, next) = session
-            .query_single_page(statement.clone(), (), paging)
-            .await
-            .map_err(|e| format!("SELECT at QUORUM: {e}"))?;
-        let result = result
-            .into_rows_result()
-            .map_err(|e| format!("rows: {e}"))?;
-        for row in result
-            .rows::<(uuid::Uuid,)>()
-            .map_err(|e| format!("rows: {e}"))?
-        {
-            let (id,) = row.map_err(|e| format!("row: {e}"))?;
-            ids.insert(id);
-            rows += 1;
-        }
-        match next.into_paging_control_flow() {
-            std::ops::ControlFlow::Break(()) => break,
-            std::ops::ControlFlow::Continue(state) => paging = state,
-        }
-    }
-    Ok((rows, ids.len() as u64))
+    bed::cassandra::rows_at_quorum(&session, keyspace)
+        .await
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// The id of the lane's `created_users` as each node's own schema holds it (asked of every
@@ -378,34 +330,15 @@ pub fn kafka_healthy(services: &Services, topic: &str) -> Result<(), String> {
         .set("bootstrap.servers", &services.kafka)
         .create()
         .map_err(|e| e.to_string())?;
-    let md = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(5))
-        .map_err(|e| format!("metadata: {e}"))?;
-    let brokers: Vec<i32> = md.brokers().iter().map(|b| b.id()).collect();
-    if brokers.len() != 3 {
-        return Err(format!("brokers in metadata: {brokers:?}"));
-    }
-    for t in md.topics() {
-        for p in t.partitions() {
-            if p.isr().len() != 3 {
-                return Err(format!("{topic}-{} in-sync replicas {:?}", p.id(), p.isr()));
-            }
-        }
-    }
-    Ok(())
+    bed::kafka::in_sync(&consumer, &[topic]).map_err(|e| format!("{e:#}"))
 }
 
-/// Cassandra is whole again: a read at ALL of the lane's table (RF 3: every node is a
-/// replica, so each must answer) succeeds.
+/// Cassandra is whole again: every node answers a read of the lane's table.
 pub async fn cassandra_healthy(services: &Services, keyspace: &str) -> Result<(), String> {
     let session = services.cassandra_session().await;
-    let mut statement = Statement::new(format!("SELECT id FROM {keyspace}.created_users LIMIT 1"));
-    statement.set_consistency(Consistency::All);
-    session
-        .query_unpaged(statement, ())
+    bed::cassandra::answers_at_all(&session, keyspace, None)
         .await
-        .map(|_| ())
-        .map_err(|e| format!("read at ALL: {e}"))
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// The broker that coordinates `group`: the leader of the group's partition of
@@ -447,7 +380,6 @@ pub fn coordinator(services: &Services, group: &str) -> Result<i32, String> {
     }
 }
 
-/// The DLQ of a lane holds nothing (a topic not created yet counts as empty).
 /// Waits until every one of `count` records is exactly one row (read at
 /// QUORUM) and every offset is committed.
 pub async fn wait_all_written(services: &Services, lane: &Lane, count: u64) {
@@ -456,12 +388,13 @@ pub async fn wait_all_written(services: &Services, lane: &Lane, count: u64) {
         Duration::from_secs(180),
         || async {
             let (rows, ids) = rows_at_quorum(services, &lane.keyspace).await?;
-            let offsets = integration::kafka::committed(services, &lane.group, &lane.topic);
-            if rows == count && ids == count && offsets == count as i64 {
+            let (end, committed) = offsets(services, lane)?;
+            let published = end.iter().sum::<i64>() == count as i64;
+            if rows == count && ids == count && published && committed == end {
                 Ok(())
             } else {
                 Err(format!(
-                    "{rows} rows, {ids} distinct ids, {offsets} committed"
+                    "{rows} rows, {ids} distinct ids, committed {committed:?} of {end:?}"
                 ))
             }
         },
@@ -469,6 +402,17 @@ pub async fn wait_all_written(services: &Services, lane: &Lane, count: u64) {
     .await;
 }
 
+/// The end offsets of the lane's topic and the offsets its group committed, per partition.
+fn offsets(services: &Services, lane: &Lane) -> Result<(Vec<i64>, Vec<i64>), String> {
+    let config = services.kafka_config();
+    let client: BaseConsumer = config.create().map_err(|e| e.to_string())?;
+    let end = bed::kafka::end_offsets(&client, &lane.topic).map_err(|e| format!("{e:#}"))?;
+    let committed =
+        bed::kafka::committed(&config, &lane.group, &lane.topic).map_err(|e| format!("{e:#}"))?;
+    Ok((end, committed))
+}
+
+/// The DLQ of a lane holds nothing (a topic not created yet counts as empty).
 pub fn dead_lettered(services: &Services, lane: &Lane) -> i64 {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &services.kafka)

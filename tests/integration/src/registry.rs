@@ -27,15 +27,12 @@ pub async fn register(s: &Services, subject: &str, schema: &serde_json::Value) -
 
 /// Confluent framing around a datum written with `schema`.
 pub fn framed(id: u32, schema: &Schema, value: Value) -> Vec<u8> {
-    let mut bytes = vec![0u8];
-    bytes.extend_from_slice(&id.to_be_bytes());
     let datum = GenericDatumWriter::builder(schema)
         .build()
         .expect("writer")
         .write_value_to_vec(value)
         .expect("datum of the writer schema");
-    bytes.extend(datum);
-    bytes
+    domain::wire::frame(id, &datum)
 }
 
 /// `schema` (a record) with an optional `nickname` added: a compatible evolution.

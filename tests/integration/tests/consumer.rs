@@ -160,18 +160,17 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_stream_moves_on() {
     let lane = Lane::new("poison");
     let users = lane.publish(&s, 50).await;
     let sample = read_topic(&s, &lane.topic, 1, Duration::from_secs(10));
-    let schema_id = &sample[0].payload().expect("payload")[1..5];
+    let (schema_id, _) =
+        domain::wire::unframe(sample[0].payload().expect("payload")).expect("framed");
 
     // A real User datum under the real schema id, but with a latitude no row can hold.
     let mut bad = users[0].clone();
     bad.login.uuid = "00000000-0000-4000-8000-0000000000aa".into();
     bad.location.coordinates.latitude = f64::NAN;
-    let mut nan = vec![0u8];
-    nan.extend_from_slice(schema_id);
-    nan.extend(domain::avro::to_datum(&bad).expect("datum"));
+    let nan = domain::wire::frame(schema_id, &domain::avro::to_datum(&bad).expect("datum"));
 
     let garbage: &[u8] = b"{\"not\": \"avro\"}";
-    let unknown_id: &[u8] = &[0, 0x7f, 0xff, 0xff, 0x01, 2, 4, 6];
+    let unknown_id = &domain::wire::frame(0x7fff_ff01, &[2, 4, 6])[..];
     produce_raw(
         &s,
         &lane.topic,

@@ -68,17 +68,15 @@ async fn publishes_every_user_keyed_by_uuid_in_confluent_avro() {
     for m in &messages {
         let key = std::str::from_utf8(m.key().expect("key")).expect("utf-8 key");
         let payload = m.payload().expect("payload");
-        assert_eq!(payload[0], 0, "magic byte");
-        schema_ids.insert(u32::from_be_bytes([
-            payload[1], payload[2], payload[3], payload[4],
-        ]));
+        let (schema_id, datum) = domain::wire::unframe(payload).expect("Confluent framing");
+        schema_ids.insert(schema_id);
         assert!(
             !payload.windows(7).any(|w| w == b"hunter2"),
             "password leaked into the record"
         );
         let writer = apache_avro::Schema::parse_str(&get_cached_schema(&settings, payload).await)
             .expect("registered schema parses");
-        let user = domain::avro::from_datum(&writer, &payload[5..]).expect("datum decodes");
+        let user = domain::avro::from_datum(&writer, datum).expect("datum decodes");
         assert_eq!(user.login.uuid, key, "key is login.uuid");
         assert_eq!(
             Some(&user),
@@ -103,7 +101,7 @@ async fn publishes_every_user_keyed_by_uuid_in_confluent_avro() {
 
 async fn get_cached_schema(settings: &SrSettings, payload: &[u8]) -> String {
     static CACHE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
-    let id = u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]);
+    let (id, _) = domain::wire::unframe(payload).expect("Confluent framing");
     CACHE
         .get_or_init(|| async move {
             get_schema_by_id(id, settings)

@@ -72,7 +72,7 @@ async fn a_registry_outage_mid_run_delays_records_and_dead_letters_none() {
     cmd.args(["--http-addr", &format!("127.0.0.1:{port}")]);
     let mut child = cmd.spawn().expect("spawn consumer");
     poll(&format!("{base}/metrics"), "20 rows written", |_, b| {
-        consumer::metrics::sample_sum(b, "consumer_rows_written_total") == 20
+        bed::sample_sum(b, "consumer_rows_written_total") == 20
     })
     .await;
 
@@ -83,8 +83,8 @@ async fn a_registry_outage_mid_run_delays_records_and_dead_letters_none() {
         .collect();
     produce_raw(&s, &lane.topic, &borrowed);
     let metrics = poll(&format!("{base}/metrics"), "lookups retried", |_, b| {
-        consumer::metrics::sample_sum(b, "consumer_retries_total") >= 10
-            && consumer::metrics::sample_sum(b, "consumer_records_consumed_total") == 30
+        bed::sample_sum(b, "consumer_retries_total") >= 10
+            && bed::sample_sum(b, "consumer_records_consumed_total") == 30
     })
     .await;
     let health = poll(&format!("{base}/healthz"), "not ready", |status, _| {
@@ -92,8 +92,8 @@ async fn a_registry_outage_mid_run_delays_records_and_dead_letters_none() {
     })
     .await;
     let outcome = (
-        consumer::metrics::sample_sum(&metrics, "consumer_rows_written_total"),
-        consumer::metrics::sample_sum(&metrics, "consumer_records_dead_lettered_total"),
+        bed::sample_sum(&metrics, "consumer_rows_written_total"),
+        bed::sample_sum(&metrics, "consumer_records_dead_lettered_total"),
         record_count(&s, &lane.dlq),
         health.contains("registry=down") && health.contains("cassandra=up"),
     );
@@ -107,7 +107,7 @@ async fn a_registry_outage_mid_run_delays_records_and_dead_letters_none() {
     poll(
         &format!("{base}/metrics"),
         "30 rows written after the outage",
-        |_, b| consumer::metrics::sample_sum(b, "consumer_rows_written_total") == 30,
+        |_, b| bed::sample_sum(b, "consumer_rows_written_total") == 30,
     )
     .await;
     poll(&format!("{base}/healthz"), "ready again", |status, _| {

@@ -94,8 +94,7 @@ async fn registry_registers_a_schema_and_serves_it_by_id() {
         .encode(vec![("n", apache_avro::types::Value::Long(42))], strategy)
         .await
         .expect("encode registers the schema");
-    assert_eq!(bytes[0], 0, "Confluent magic byte");
-    let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+    let (id, _) = domain::wire::unframe(&bytes).expect("Confluent framing");
 
     let fetched = get_schema_by_id(id, &settings).await.expect("schema by id");
     let fetched: serde_json::Value = serde_json::from_str(&fetched.schema).expect("json");

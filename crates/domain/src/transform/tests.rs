@@ -58,8 +58,8 @@ fn names_phone_and_picture_map_to_their_columns() {
 #[test]
 fn dates_and_kafka_timestamp_become_cql_timestamps() {
     let r = row("DE");
-    assert_eq!(r.dob, CqlTimestamp(610_964_504_123));
-    assert_eq!(r.produced_at, CqlTimestamp(1_700_000_000_000));
+    assert_eq!(r.dob, crate::row::Timestamp(610_964_504_123));
+    assert_eq!(r.produced_at, crate::row::Timestamp(1_700_000_000_000));
     assert!(r.registered_date.0 > r.dob.0);
 }
 

@@ -1,7 +1,7 @@
-//! What a Kafka error means for the run: its class by error code, and an
-//! alarm that remembers the first error no retry can fix (refused
-//! credentials, a TLS failure, missing permissions), so start-up and the run
-//! stop at once with the setting to fix instead of waiting out a timeout.
+//! An alarm that remembers the first Kafka error no retry can fix (refused
+//! credentials, a TLS failure, missing permissions: `fault::kafka` classes them), so
+//! start-up and the run stop at once with the setting to fix instead of waiting out a
+//! timeout; and librdkafka's log lines routed into ours.
 
 use std::sync::Mutex;
 
@@ -11,33 +11,9 @@ use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::fault::kafka::code_class;
 use crate::fault::Class;
 use crate::storm::Storm;
-
-/// The class of a Kafka client error, by its error code: refused
-/// credentials or permissions, and TLS failures, are the deployment's to fix;
-/// everything else (a broker restarting, a leader moving, timeouts) passes.
-pub fn error_class(e: &rdkafka::error::KafkaError) -> Class {
-    e.rdkafka_error_code().map_or(Class::Retry, code_class)
-}
-
-pub fn code_class(code: RDKafkaErrorCode) -> Class {
-    use RDKafkaErrorCode as C;
-    match code {
-        C::TopicAuthorizationFailed
-        | C::GroupAuthorizationFailed
-        | C::ClusterAuthorizationFailed
-        | C::TransactionalIdAuthorizationFailed
-        | C::DelegationTokenAuthorizationFailed
-        | C::SaslAuthenticationFailed
-        | C::Authentication
-        | C::SSL
-        | C::InvalidConfig
-        // librdkafka's "the client cannot go on" (e.g. the idempotent producer's state was lost).
-        | C::Fatal => Class::Fatal,
-        _ => Class::Retry,
-    }
-}
 
 /// The first fatal error librdkafka reported to a client, if any.
 #[derive(Debug, Default)]
@@ -143,38 +119,6 @@ impl ConsumerContext for AlarmContext {}
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn refused_credentials_and_permissions_are_fatal_broker_trouble_is_not() {
-        let consume = |c| error_class(&KafkaError::MessageConsumption(c));
-        assert_eq!(
-            consume(RDKafkaErrorCode::TopicAuthorizationFailed),
-            Class::Fatal
-        );
-        assert_eq!(
-            consume(RDKafkaErrorCode::GroupAuthorizationFailed),
-            Class::Fatal
-        );
-        assert_eq!(
-            consume(RDKafkaErrorCode::SaslAuthenticationFailed),
-            Class::Fatal
-        );
-        assert_eq!(
-            consume(RDKafkaErrorCode::BrokerTransportFailure),
-            Class::Retry
-        );
-        assert_eq!(
-            consume(RDKafkaErrorCode::NotLeaderForPartition),
-            Class::Retry
-        );
-        assert_eq!(consume(RDKafkaErrorCode::AllBrokersDown), Class::Retry);
-        assert_eq!(
-            error_class(&KafkaError::MessageProduction(
-                RDKafkaErrorCode::MessageTimedOut
-            )),
-            Class::Retry
-        );
-    }
 
     #[test]
     fn the_alarm_keeps_the_first_fatal_error_with_its_fix() {

@@ -1,73 +1,7 @@
-//! Every failure has a class, and the class alone decides what happens next.
-//!
-//! The split is by who is at fault: the moment (a service is down, busy or
-//! slow), the record (its bytes can never become a row), or the deployment (a
-//! wrong URL, refused credentials, a table that does not match). Classes are
-//! decided from status codes and error codes, never from message text.
+//! Errors of the HTTP services we call (a registry, an API): the class of a status, a TLS
+//! handshake refused for trust, and the root cause a message should show.
 
-use std::fmt;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Class {
-    /// Transient: the same step may succeed later (a service unreachable, a
-    /// 5xx, a timeout, too few replicas). Back off and retry; nothing is
-    /// dropped or dead-lettered, and the process recovers by itself.
-    Retry,
-    /// This record can never be processed, whoever retries it: dead-letter it
-    /// with the reason, then move on.
-    Poison,
-    /// Configuration or permission: stop taking records, commit only what is
-    /// written, exit non-zero with the setting to fix.
-    Fatal,
-}
-
-impl Class {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Class::Retry => "retry",
-            Class::Poison => "poison",
-            Class::Fatal => "fatal",
-        }
-    }
-}
-
-impl fmt::Display for Class {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A classed failure: what happened, in words that name the input and the fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Fault {
-    pub class: Class,
-    /// A short, stable tag for logs, metrics and DLQ headers, e.g. `schema`, `cassandra`.
-    pub kind: &'static str,
-    pub message: String,
-}
-
-impl Fault {
-    pub fn new(class: Class, kind: &'static str, message: impl Into<String>) -> Fault {
-        Fault {
-            class,
-            kind,
-            message: message.into(),
-        }
-    }
-
-    pub fn retry(kind: &'static str, message: impl Into<String>) -> Fault {
-        Fault::new(Class::Retry, kind, message)
-    }
-
-    pub fn poison(kind: &'static str, message: impl Into<String>) -> Fault {
-        Fault::new(Class::Poison, kind, message)
-    }
-
-    pub fn fatal(kind: &'static str, message: impl Into<String>) -> Fault {
-        Fault::new(Class::Fatal, kind, message)
-    }
-}
+use super::Class;
 
 /// The class of an HTTP answer from a service we depend on (a registry, an
 /// API): its trouble is transient when it says so (408, 429, 5xx); any other
@@ -105,9 +39,19 @@ pub fn is_tls_trust_failure(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// The innermost error of a chain: what actually went wrong, for a message.
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fmt;
 
     #[test]
     fn http_status_classes() {

@@ -1,0 +1,96 @@
+//! Cassandra request errors, classed by the CQL error code they carry: a node that is down,
+//! busy or short of replicas is retried; a request Cassandra refuses outright is the
+//! deployment's to fix.
+
+use scylla::errors::{DbError, ExecutionError, PrepareError, RequestAttemptError};
+
+use super::Class;
+
+/// The class of a failed Cassandra request, by the CQL error it carries.
+pub fn class_of(e: &ExecutionError) -> Class {
+    match e {
+        ExecutionError::LastAttemptError(attempt) => attempt_class(attempt),
+        ExecutionError::PrepareError(PrepareError::AllAttemptsFailed { first_attempt }) => {
+            attempt_class(first_attempt)
+        }
+        // The row's values do not fit the table's columns.
+        ExecutionError::BadQuery(_) => Class::Fatal,
+        _ => Class::Retry,
+    }
+}
+
+fn attempt_class(e: &RequestAttemptError) -> Class {
+    match e {
+        RequestAttemptError::DbError(db, _) => db_class(db),
+        RequestAttemptError::SerializationError(_)
+        | RequestAttemptError::CqlRequestSerialization(_) => Class::Fatal,
+        _ => Class::Retry,
+    }
+}
+
+/// Refusals that no retry can change, against trouble that passes (too few
+/// replicas up, timeouts, overload, a node starting).
+pub fn db_class(e: &DbError) -> Class {
+    match e {
+        DbError::SyntaxError
+        | DbError::Invalid
+        | DbError::AlreadyExists { .. }
+        | DbError::FunctionFailure { .. }
+        | DbError::AuthenticationError
+        | DbError::Unauthorized
+        | DbError::ConfigError
+        | DbError::ProtocolError => Class::Fatal,
+        _ => Class::Retry,
+    }
+}
+
+/// The CQL error a failed request carries, if it carries one.
+pub fn db_error(e: &ExecutionError) -> Option<&DbError> {
+    match e {
+        ExecutionError::LastAttemptError(RequestAttemptError::DbError(db, _))
+        | ExecutionError::PrepareError(PrepareError::AllAttemptsFailed {
+            first_attempt: RequestAttemptError::DbError(db, _),
+        }) => Some(db),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scylla::statement::Consistency;
+
+    #[test]
+    fn refusals_are_fatal_and_missing_replicas_are_retried() {
+        for fatal in [
+            DbError::Invalid,
+            DbError::Unauthorized,
+            DbError::SyntaxError,
+            DbError::ConfigError,
+            DbError::AuthenticationError,
+        ] {
+            assert_eq!(db_class(&fatal), Class::Fatal, "{fatal:?}");
+        }
+        let unavailable = DbError::Unavailable {
+            consistency: Consistency::Quorum,
+            required: 2,
+            alive: 1,
+        };
+        for transient in [
+            unavailable,
+            DbError::Overloaded,
+            DbError::IsBootstrapping,
+            DbError::ServerError,
+        ] {
+            assert_eq!(db_class(&transient), Class::Retry, "{transient:?}");
+        }
+        let timeout = ExecutionError::RequestTimeout(std::time::Duration::from_secs(1));
+        assert_eq!(class_of(&timeout), Class::Retry);
+        let refused = ExecutionError::LastAttemptError(RequestAttemptError::DbError(
+            DbError::Invalid,
+            "unconfigured table".into(),
+        ));
+        assert_eq!(class_of(&refused), Class::Fatal);
+        assert_eq!(db_error(&refused), Some(&DbError::Invalid));
+    }
+}

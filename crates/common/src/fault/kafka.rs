@@ -1,0 +1,86 @@
+//! Kafka client errors, classed by librdkafka's error code.
+
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use super::Class;
+
+/// The class of a Kafka client error, by its error code: refused
+/// credentials or permissions, and TLS failures, are the deployment's to fix;
+/// everything else (a broker restarting, a leader moving, timeouts) passes.
+pub fn error_class(e: &KafkaError) -> Class {
+    e.rdkafka_error_code().map_or(Class::Retry, code_class)
+}
+
+pub fn code_class(code: RDKafkaErrorCode) -> Class {
+    use RDKafkaErrorCode as C;
+    match code {
+        C::TopicAuthorizationFailed
+        | C::GroupAuthorizationFailed
+        | C::ClusterAuthorizationFailed
+        | C::TransactionalIdAuthorizationFailed
+        | C::DelegationTokenAuthorizationFailed
+        | C::SaslAuthenticationFailed
+        | C::Authentication
+        | C::SSL
+        | C::InvalidConfig
+        // librdkafka's "the client cannot go on" (e.g. the idempotent producer's state was lost).
+        | C::Fatal => Class::Fatal,
+        _ => Class::Retry,
+    }
+}
+
+/// Topic-creation answers that a moment later may be different: the controller
+/// moving, a request timing out, a broker not registered yet. Everything else (a
+/// replication factor the cluster cannot have, a policy, a missing ACL) is a refusal.
+pub fn topic_creation_is_transient(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::NotController
+            | C::RequestTimedOut
+            | C::OperationTimedOut
+            | C::BrokerNotAvailable
+            | C::LeaderNotAvailable
+            | C::NetworkException
+            | C::CoordinatorLoadInProgress
+            | C::CoordinatorNotAvailable
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_credentials_and_permissions_are_fatal_broker_trouble_is_not() {
+        let consume = |c| error_class(&KafkaError::MessageConsumption(c));
+        assert_eq!(
+            consume(RDKafkaErrorCode::TopicAuthorizationFailed),
+            Class::Fatal
+        );
+        assert_eq!(
+            consume(RDKafkaErrorCode::GroupAuthorizationFailed),
+            Class::Fatal
+        );
+        assert_eq!(
+            consume(RDKafkaErrorCode::SaslAuthenticationFailed),
+            Class::Fatal
+        );
+        assert_eq!(
+            consume(RDKafkaErrorCode::BrokerTransportFailure),
+            Class::Retry
+        );
+        assert_eq!(
+            consume(RDKafkaErrorCode::NotLeaderForPartition),
+            Class::Retry
+        );
+        assert_eq!(consume(RDKafkaErrorCode::AllBrokersDown), Class::Retry);
+        assert_eq!(
+            error_class(&KafkaError::MessageProduction(
+                RDKafkaErrorCode::MessageTimedOut
+            )),
+            Class::Retry
+        );
+    }
+}

@@ -1,0 +1,77 @@
+//! Every failure has a class, and the class alone decides what happens next.
+//!
+//! The split is by who is at fault: the moment (a service is down, busy or
+//! slow), the record (its bytes can never become a row), or the deployment (a
+//! wrong URL, refused credentials, a table that does not match). Classes are
+//! decided from status codes and error codes, never from message text: each
+//! dependency's in its own file here, side by side (the table of codes and
+//! classes: docs/operating.md, "Failure classes").
+
+pub mod cassandra;
+pub mod http;
+pub mod kafka;
+pub mod registry;
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// Transient: the same step may succeed later (a service unreachable, a
+    /// 5xx, a timeout, too few replicas). Back off and retry; nothing is
+    /// dropped or dead-lettered, and the process recovers by itself.
+    Retry,
+    /// This record can never be processed, whoever retries it: dead-letter it
+    /// with the reason, then move on.
+    Poison,
+    /// Configuration or permission: stop taking records, commit only what is
+    /// written, exit non-zero with the setting to fix.
+    Fatal,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Retry => "retry",
+            Class::Poison => "poison",
+            Class::Fatal => "fatal",
+        }
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A classed failure: what happened, in words that name the input and the fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Fault {
+    pub class: Class,
+    /// A short, stable tag for logs, metrics and DLQ headers, e.g. `schema`, `cassandra`.
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl Fault {
+    pub fn new(class: Class, kind: &'static str, message: impl Into<String>) -> Fault {
+        Fault {
+            class,
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn retry(kind: &'static str, message: impl Into<String>) -> Fault {
+        Fault::new(Class::Retry, kind, message)
+    }
+
+    pub fn poison(kind: &'static str, message: impl Into<String>) -> Fault {
+        Fault::new(Class::Poison, kind, message)
+    }
+
+    pub fn fatal(kind: &'static str, message: impl Into<String>) -> Fault {
+        Fault::new(Class::Fatal, kind, message)
+    }
+}

@@ -1,0 +1,65 @@
+//! The run's stop on a fatal fault: the first one is kept (later ones are its echoes), and
+//! every room waiting on something (the poll loop, a retry's backoff) is told at once.
+
+use std::sync::OnceLock;
+
+use common::fault::Fault;
+use tokio::sync::watch;
+
+#[derive(Debug)]
+pub struct Halt {
+    fatal: OnceLock<Fault>,
+    stopping: watch::Sender<bool>,
+}
+
+impl Default for Halt {
+    fn default() -> Self {
+        Halt {
+            fatal: OnceLock::new(),
+            stopping: watch::channel(false).0,
+        }
+    }
+}
+
+impl Halt {
+    /// Stops the run for `fault` (the first one wins).
+    pub fn raise(&self, fault: Fault) {
+        if self.fatal.set(fault).is_ok() {
+            if let Some(f) = self.fatal.get() {
+                tracing::error!(kind = f.kind, "fatal: {}; stopping", f.message);
+            }
+        }
+        self.stopping.send_replace(true);
+    }
+
+    /// The fault the run stops for, once one was raised.
+    pub fn fault(&self) -> Option<&Fault> {
+        self.fatal.get()
+    }
+
+    /// Resolves once a fault is raised (at once if one was).
+    pub async fn raised(&self) {
+        let mut stopping = self.stopping.subscribe();
+        // The sender lives as long as `self`: the wait cannot fail while we hold it.
+        let _ = stopping.wait_for(|stop| *stop).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_fault_wins_and_wakes_the_waiters() {
+        let halt = std::sync::Arc::new(Halt::default());
+        let waiter = tokio::spawn({
+            let halt = halt.clone();
+            async move { halt.raised().await }
+        });
+        halt.raise(Fault::fatal("cassandra", "first"));
+        halt.raise(Fault::fatal("kafka", "echo"));
+        waiter.await.expect("the waiter returns");
+        assert_eq!(halt.fault().map(|f| f.message.as_str()), Some("first"));
+        halt.raised().await;
+    }
+}

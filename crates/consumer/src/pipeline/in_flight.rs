@@ -1,0 +1,154 @@
+//! The write slots: which records are in flight (and so which offsets may be committed), when
+//! the last one finished, and when a full poll loop may take records again. Shared by the poll
+//! loop (takes a slot), the writer (frees it) and the rebalance callback (waits for them).
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::offsets::SharedTracker;
+
+/// With every write slot taken and none finishing for this long, fetching is
+/// paused (and polling goes on) until half the slots are free again.
+const STALLED: Duration = Duration::from_secs(2);
+
+#[derive(Debug)]
+pub struct InFlight {
+    offsets: SharedTracker,
+    max: usize,
+    /// With every slot taken, the poll loop takes records again once in flight drops to
+    /// this, an eighth of the slots below the limit: woken for every finished row, it and
+    /// the writer traded a wake-up (often a sleeping thread's) per record when catching up.
+    room_again: usize,
+    /// Signalled when a record is done and at most `room_again` are left in flight.
+    finished: Notify,
+    /// When a record last finished, in ms since `epoch`: an atomic, as every row sets it.
+    finished_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl InFlight {
+    pub fn new(max: usize) -> Self {
+        InFlight {
+            offsets: SharedTracker::default(),
+            max,
+            room_again: max.saturating_sub((max / 8).max(1)),
+            finished: Notify::new(),
+            finished_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    /// A record taken: its offset is not committable until it is finished.
+    pub fn begin(&self, partition: i32, offset: i64) {
+        self.offsets.begin(partition, offset);
+    }
+
+    /// A record written or dead-lettered: its slot is free, its offset committable.
+    pub fn finish(&self, partition: i32, offset: i64) {
+        let left = self.offsets.finish(partition, offset);
+        self.freed(left);
+    }
+
+    /// A record given up on (a fatal fault): its slot is free, and its offset is never
+    /// committed by this run.
+    pub fn abandon(&self, partition: i32, offset: i64) {
+        let left = self.offsets.abandon(partition, offset);
+        self.freed(left);
+    }
+
+    fn freed(&self, left: usize) {
+        self.finished_ms
+            .store(self.epoch.elapsed().as_millis() as u64, Relaxed);
+        if left <= self.room_again {
+            self.finished.notify_one();
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.offsets.in_flight()
+    }
+
+    /// Whether the poll loop must wait for room: every slot taken, or (`was_full`) not yet
+    /// down to `room_again`.
+    pub fn is_full(&self, was_full: bool) -> bool {
+        let n = self.count();
+        n >= self.max || (was_full && n > self.room_again)
+    }
+
+    /// Resolves once a record finished with room again (see [`InFlight::is_full`]).
+    pub async fn room(&self) {
+        self.finished.notified().await
+    }
+
+    /// Every slot taken and none freed for a while: the writes are stalled (Cassandra slow
+    /// or gone), and fetching should pause.
+    pub fn stalled(&self) -> bool {
+        let since_finished = self
+            .epoch
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.finished_ms.load(Relaxed)));
+        self.count() >= self.max && since_finished > STALLED
+    }
+
+    /// Half the slots free again: fetching may resume.
+    pub fn may_resume(&self) -> bool {
+        self.count() <= self.max / 2
+    }
+
+    /// Partitions whose committable offset moved since the last call, with that offset.
+    pub fn take_moved(&self) -> Vec<(i32, i64)> {
+        self.offsets.take_moved()
+    }
+
+    /// Blocks until nothing of `partitions` (all, if `None`) is in flight, or `timeout`
+    /// passes. Returns how many records were still in flight.
+    pub fn wait_drained(&self, partitions: Option<&[i32]>, timeout: Duration) -> usize {
+        self.offsets.wait_drained(partitions, timeout)
+    }
+
+    /// Drops what is known of `partitions` (after they are revoked).
+    pub fn forget(&self, partitions: &[i32]) {
+        self.offsets.forget(partitions);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_until_an_eighth_of_the_slots_is_free_again() {
+        let slots = InFlight::new(16);
+        for offset in 0..16 {
+            slots.begin(0, offset);
+        }
+        assert!(slots.is_full(false));
+        slots.finish(0, 0);
+        assert!(!slots.is_full(false), "a slot is free");
+        assert!(slots.is_full(true), "but not yet room again");
+        slots.finish(0, 1);
+        assert!(!slots.is_full(true), "two of 16 free: room again");
+    }
+
+    #[test]
+    fn resumes_at_half_and_an_abandoned_record_frees_its_slot() {
+        let slots = InFlight::new(4);
+        for offset in 0..4 {
+            slots.begin(3, offset);
+        }
+        assert!(!slots.may_resume());
+        slots.abandon(3, 0);
+        slots.finish(3, 1);
+        assert!(slots.may_resume());
+        slots.finish(3, 2);
+        slots.finish(3, 3);
+        assert_eq!(slots.count(), 0);
+        assert_eq!(
+            slots.take_moved(),
+            vec![],
+            "nothing passes the abandoned offset 0"
+        );
+    }
+}

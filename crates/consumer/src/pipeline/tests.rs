@@ -1,0 +1,314 @@
+//! The consumer's own Kafka behaviour, hermetic: the real poll loop and rebalance hooks
+//! against librdkafka's mock cluster (a real broker protocol in-process, no services). The
+//! tests play the writer: they take the records the loop hands over and decide when each is
+//! done, so a rebalance or a stall can be placed in the middle of the writes.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use common::kafka::KafkaArgs;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio::sync::{mpsc, oneshot};
+
+use super::*;
+
+const TOPIC: &str = "users";
+const GROUP: &str = "writers";
+/// Bound on every wait for the mock cluster (a group join takes a few seconds).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+}
+
+struct Cluster {
+    mock: MockCluster<'static, DefaultProducerContext>,
+    bootstrap: String,
+}
+
+impl Cluster {
+    fn new(partitions: i32) -> Cluster {
+        let mock = MockCluster::new(1).expect("mock cluster");
+        mock.create_topic(TOPIC, partitions, 1).expect("topic");
+        let bootstrap = mock.bootstrap_servers();
+        Cluster { mock, bootstrap }
+    }
+
+    /// Writes `count` records to each of `partitions`, offsets 0..count.
+    fn produce(&self, partitions: &[i32], count: usize) {
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .expect("producer");
+        for &partition in partitions {
+            for n in 0..count {
+                let payload = format!("record {n}");
+                producer
+                    .send(
+                        BaseRecord::<(), _>::to(TOPIC)
+                            .partition(partition)
+                            .payload(&payload),
+                    )
+                    .expect("enqueued");
+            }
+        }
+        producer.flush(Duration::from_secs(10)).expect("flushed");
+    }
+
+    /// The group's committed offset of each of `partitions` (None: nothing committed).
+    fn committed(&self, partitions: &[i32]) -> Vec<Option<i64>> {
+        let reader: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", GROUP)
+            .create()
+            .expect("offset reader");
+        let mut tpl = TopicPartitionList::new();
+        for &p in partitions {
+            tpl.add_partition(TOPIC, p);
+        }
+        let committed = reader
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .expect("committed offsets");
+        partitions
+            .iter()
+            .map(
+                |&p| match committed.find_partition(TOPIC, p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => Some(o),
+                    _ => None,
+                },
+            )
+            .collect()
+    }
+}
+
+/// A consumer replica as `run` builds it (the same client settings, the same poll loop and
+/// rebalance hooks), with the test as its writer.
+struct Replica {
+    consumer: Arc<KafkaConsumer>,
+    in_flight: Arc<InFlight>,
+    works: mpsc::UnboundedReceiver<Work>,
+    stop: Option<oneshot::Sender<()>>,
+    polling: tokio::task::JoinHandle<()>,
+}
+
+impl Replica {
+    fn start(cluster: &Cluster, max_in_flight: usize, drain_grace: Duration) -> Replica {
+        let kafka = Cli::parse_from([
+            "test",
+            "--bootstrap-servers",
+            &cluster.bootstrap,
+            "--topic",
+            TOPIC,
+            // The mock coordinator waits up to a session for members to rejoin: short ones
+            // keep each rebalance to seconds. Everything else is as `run` sets it.
+            "--kafka-config",
+            "session.timeout.ms=6000;heartbeat.interval.ms=500",
+        ])
+        .kafka;
+        let in_flight = Arc::new(InFlight::new(max_in_flight));
+        let metrics = Arc::new(Metrics::new());
+        let context = Rebalancing::new(in_flight.clone(), metrics.clone(), drain_grace);
+        let consumer = Arc::new(subscribe(&kafka, GROUP, context).expect("subscribed"));
+        let (to_writer, works) = mpsc::unbounded_channel();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let polling = tokio::spawn({
+            let (consumer, in_flight) = (consumer.clone(), in_flight.clone());
+            async move {
+                let settings = PollSettings {
+                    topic: TOPIC.into(),
+                    group_id: GROUP.into(),
+                    bootstrap_servers: kafka.bootstrap_servers.clone(),
+                    exit_when_idle: None,
+                    progress_interval: Duration::from_secs(3600),
+                };
+                let halt = Halt::default();
+                Poll {
+                    consumer: &consumer,
+                    settings: &settings,
+                    in_flight: &in_flight,
+                    halt: &halt,
+                    metrics: &metrics,
+                    to_writer,
+                }
+                .run(|m| Work::Record(m.detach()), async {
+                    let _ = stopped.await;
+                    "stop"
+                })
+                .await;
+                finish(&consumer, TOPIC, &in_flight)
+                    .await
+                    .expect("finished");
+            }
+        });
+        Replica {
+            consumer,
+            in_flight,
+            works,
+            stop: Some(stop),
+            polling,
+        }
+    }
+
+    /// The next `n` records handed to the writer, as (partition, offset).
+    async fn take(&mut self, n: usize) -> Vec<(i32, i64)> {
+        let mut taken = Vec::new();
+        while taken.len() < n {
+            let work = tokio::time::timeout(PATIENCE, self.works.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("only {} of {n} records handed over: {taken:?}", taken.len())
+                })
+                .expect("the poll loop is running");
+            taken.push((work.partition(), work.offset()));
+        }
+        taken
+    }
+
+    fn write(&self, records: &[(i32, i64)]) {
+        for &(partition, offset) in records {
+            self.in_flight.finish(partition, offset);
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.polling.await.expect("the poll loop ends");
+    }
+}
+
+/// Waits (checking every 20 ms, at most [`PATIENCE`]) until `condition` holds.
+async fn until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoke_waits_for_the_rows_in_flight_then_commits_them() {
+    let cluster = Cluster::new(2);
+    cluster.produce(&[0, 1], 5);
+    let mut a = Replica::start(&cluster, 100, PATIENCE);
+    let taken = a.take(10).await;
+
+    // A second replica joins: one partition moves, while all its rows are still in flight.
+    let b = Replica::start(&cluster, 100, PATIENCE);
+    until("the revoke waits for its rows", || {
+        a.consumer.context().draining()
+    })
+    .await;
+    assert!(
+        b.consumer.context().assignment().is_empty(),
+        "the partition moved before its rows were written"
+    );
+    a.write(&taken);
+    until("the new replica owns a partition", || {
+        b.consumer.context().assignment().len() == 1
+    })
+    .await;
+    let moved = b.consumer.context().assignment()[0];
+    assert_eq!(
+        cluster.committed(&[moved]),
+        vec![Some(5)],
+        "the revoke commits the rows written while it waited"
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_unwritten_when_the_grace_ends_are_redelivered_to_the_next_owner() {
+    let cluster = Cluster::new(2);
+    cluster.produce(&[0, 1], 5);
+    let mut a = Replica::start(&cluster, 100, Duration::from_millis(500));
+    let taken = a.take(10).await;
+    // Offsets 0 and 1 of each partition written; 2, 3 and 4 still in flight.
+    a.write(
+        &taken
+            .iter()
+            .copied()
+            .filter(|&(_, o)| o < 2)
+            .collect::<Vec<_>>(),
+    );
+
+    let mut b = Replica::start(&cluster, 100, PATIENCE);
+    let redelivered = b.take(3).await;
+    let moved = redelivered[0].0;
+    assert_eq!(
+        redelivered,
+        vec![(moved, 2), (moved, 3), (moved, 4)],
+        "the next owner starts at the first row not written, and not before"
+    );
+    // Written now, so that neither replica's exit waits for them.
+    a.write(&taken);
+    b.write(&redelivered);
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_writes_pause_fetching_and_resume_it_without_losing_a_record() {
+    let cluster = Cluster::new(1);
+    cluster.produce(&[0], 12);
+    let mut a = Replica::start(&cluster, 4, PATIENCE);
+    let first = a.take(4).await;
+    until("fetching pauses", || a.consumer.context().paused()).await;
+    assert!(a.works.is_empty(), "no record taken beyond the write slots");
+
+    a.write(&first);
+    until("fetching resumes", || !a.consumer.context().paused()).await;
+    let mut rest = Vec::new();
+    while rest.len() < 8 {
+        let more = a.take(1).await;
+        a.write(&more);
+        rest.extend(more);
+    }
+    assert_eq!(
+        first.into_iter().chain(rest).collect::<Vec<_>>(),
+        (0..12).map(|o| (0, o)).collect::<Vec<_>>(),
+        "every record once, in order"
+    );
+    a.stop().await;
+    assert_eq!(cluster.committed(&[0]), vec![Some(12)], "committed at exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_assignment_neither_waits_nor_commits() {
+    let cluster = Cluster::new(1);
+    cluster.produce(&[0], 5);
+    // A revoke that waited would outlast the test: a lost one must not wait at all.
+    let mut a = Replica::start(&cluster, 100, Duration::from_secs(3600));
+    // Taken, none written yet (a written row's offset would be auto-committed).
+    a.take(5).await;
+
+    // The coordinator forgets the member (as when its session expired): the assignment is lost.
+    cluster.mock.request_errors(
+        RDKafkaApiKey::Heartbeat,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID; 3],
+    );
+    // Re-joined, the consumer reads the partition again from the last commit: none was made
+    // on the lost revoke, so it starts over at the first record.
+    let again = a.take(5).await;
+    assert_eq!(
+        again,
+        (0..5).map(|o| (0, o)).collect::<Vec<_>>(),
+        "re-delivered from the start"
+    );
+    assert_eq!(
+        cluster.committed(&[0]),
+        vec![None],
+        "nothing committed on a lost assignment"
+    );
+    a.write(&again);
+    a.stop().await;
+}
