@@ -8,7 +8,20 @@ use std::time::Duration;
 use anyhow::{anyhow, ensure, Result};
 use bed::Stack;
 
-use super::schedule::Kind;
+/// The faults the soak can put on the bed (`--faults`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// kill -9 a consumer replica, start it again.
+    Replica,
+    /// `tests/stack stop kafka-N` (clean shutdown), then start.
+    KafkaStop,
+    /// `tests/stack kill kafka-N` (SIGKILL), then start.
+    KafkaKill,
+    CassandraStop,
+    CassandraKill,
+    /// `tests/stack partition kafka-N cassandra-N`: host N black-holed, then healed.
+    Partition,
+}
 
 pub(super) struct Bed {
     stack: Stack,

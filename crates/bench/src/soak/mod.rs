@@ -30,10 +30,10 @@ use tokio::process::Command;
 
 use crate::leftovers::Leftovers;
 use crate::process::{self, Watched};
-use control::Bed;
+use control::{Bed, Kind};
 use fleet::Fleet;
 use monitor::Monitor;
-use schedule::{Kind, Span};
+use schedule::Span;
 use verdict::Verdict;
 
 #[derive(Debug, clap::Args)]

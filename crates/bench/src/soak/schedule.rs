@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use scylla::client::session::Session;
 
-use super::control::Bed;
+use super::control::{Bed, Kind};
 use super::fleet::Fleet;
 use super::{stamp_now, Args, Names};
 use crate::process::{self, Watched};
@@ -43,20 +43,6 @@ impl std::fmt::Display for Span {
         );
         write!(f, "{lo}..{hi}")
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Kind {
-    /// kill -9 a consumer replica, start it again.
-    Replica,
-    /// `tests/stack stop kafka-N` (clean shutdown), then start.
-    KafkaStop,
-    /// `tests/stack kill kafka-N` (SIGKILL), then start.
-    KafkaKill,
-    CassandraStop,
-    CassandraKill,
-    /// `tests/stack partition kafka-N cassandra-N`: host N black-holed, then healed.
-    Partition,
 }
 
 /// One fault, drawn from the kinds and targets.
