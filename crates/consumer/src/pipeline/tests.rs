@@ -109,7 +109,7 @@ impl Replica {
             // The mock coordinator waits up to a session for members to rejoin: short ones
             // keep each rebalance to seconds. Everything else is as `run` sets it.
             "--kafka-config",
-            "session.timeout.ms=6000;heartbeat.interval.ms=500",
+            "session.timeout.ms=15000;heartbeat.interval.ms=500",
         ])
         .kafka;
         let in_flight = Arc::new(InFlight::new(max_in_flight));
@@ -240,6 +240,13 @@ async fn rows_unwritten_when_the_grace_ends_are_redelivered_to_the_next_owner() 
             .filter(|&(_, o)| o < 2)
             .collect::<Vec<_>>(),
     );
+    // Committed (every second) before the next replica joins: should the coordinator drop
+    // the first replica while the group rebalances (the mock may, on a loaded machine), the
+    // next owner still starts from what was written, and the claim below is the same.
+    until("the written rows are committed", || {
+        cluster.committed(&[0, 1]) == vec![Some(2), Some(2)]
+    })
+    .await;
 
     let mut b = Replica::start(&cluster, 100, PATIENCE);
     let redelivered = b.take(3).await;
