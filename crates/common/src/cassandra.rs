@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::NewSessionError;
 use scylla::policies::load_balancing::DefaultPolicy;
 use scylla::policies::speculative_execution::{
     SimpleSpeculativeExecutionPolicy, SpeculativeExecutionPolicy,
@@ -18,12 +19,6 @@ use scylla::policies::speculative_execution::{
 use scylla::statement::prepared::PreparedStatement;
 use scylla::statement::Consistency;
 
-use scylla::errors::{
-    ConnectionError, ConnectionPoolError, ConnectionSetupRequestError,
-    ConnectionSetupRequestErrorKind, DbError, MetadataError, NewSessionError,
-};
-
-use crate::fault::http::is_tls_trust_failure;
 use crate::fault::Fault;
 use crate::secret::Secret;
 
@@ -211,55 +206,14 @@ impl CassandraArgs {
         }
     }
 
-    /// The class of a failed session, from the connection error the driver kept.
+    /// The class of a failed session (`fault::cassandra::session_fault`), named for these
+    /// settings.
     pub fn session_fault(&self, e: &NewSessionError) -> Fault {
-        let at = self.contact_points();
-        let connection = match e {
-            NewSessionError::MetadataError(MetadataError::ConnectionPoolError(
-                ConnectionPoolError::Broken {
-                    last_connection_error,
-                },
-            )) => Some(last_connection_error),
-            _ => None,
-        };
-        let setup = match connection {
-            Some(ConnectionError::ConnectionSetupRequestError(ConnectionSetupRequestError {
-                error,
-                ..
-            })) => Some(error),
-            _ => None,
-        };
-        match (connection, setup) {
-            (
-                _,
-                Some(ConnectionSetupRequestErrorKind::DbError(DbError::AuthenticationError, said)),
-            ) => Fault::fatal(
-                "cassandra",
-                format!(
-                    "Cassandra at {at} refused the credentials of user {:?}: {said}. Check \
-                         CASSANDRA_USERNAME and CASSANDRA_PASSWORD.",
-                    self.username.as_deref().unwrap_or("")
-                ),
-            ),
-            (_, Some(ConnectionSetupRequestErrorKind::MissingAuthentication)) => Fault::fatal(
-                "cassandra",
-                format!(
-                    "Cassandra at {at} requires a login: set CASSANDRA_USERNAME and \
-                     CASSANDRA_PASSWORD."
-                ),
-            ),
-            (Some(ConnectionError::IoError(io)), _) if is_tls_trust_failure(io.as_ref()) => {
-                Fault::fatal(
-                    "cassandra",
-                    format!(
-                        "the TLS certificate of Cassandra at {at} is not trusted: {io}. Point \
-                         CASSANDRA_SSL_CA_LOCATION at the CA that signed it (a certificate that \
-                         names another host: CASSANDRA_SSL_VERIFY_HOSTNAME)."
-                    ),
-                )
-            }
-            _ => Fault::retry("cassandra", e.to_string()),
-        }
+        crate::fault::cassandra::session_fault(
+            e,
+            &self.contact_points(),
+            self.username.as_deref().unwrap_or(""),
+        )
     }
 
     /// One attempt at a session with these settings.

@@ -4,6 +4,7 @@
 //! Kafka, Schema Registry and Cassandra connection flags and clients.
 
 pub mod backoff;
+#[cfg(feature = "cassandra")]
 pub mod cassandra;
 pub mod cli;
 pub mod fault;

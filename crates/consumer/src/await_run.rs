@@ -90,8 +90,9 @@ pub fn run(args: &Args, wait: &AwaitArgs) -> Result<Outcome> {
         if moved.elapsed() >= wait.stall_timeout {
             bail!(stalled(
                 &client,
-                args,
-                wait,
+                &args.kafka.bootstrap_servers,
+                group,
+                wait.stall_timeout,
                 &landed,
                 done.max(0),
                 last_error
@@ -144,23 +145,22 @@ fn committed(
 /// consumers that commit nothing (stuck retrying a dependency).
 fn stalled(
     client: &BaseConsumer<AlarmContext>,
-    args: &Args,
-    wait: &AwaitArgs,
+    bootstrap_servers: &str,
+    group: &str,
+    stall_timeout: Duration,
     landed: &Landed,
     done: i64,
     last_error: Option<String>,
 ) -> String {
-    let group = &args.group_id;
     let progress = format!(
         "{done} of {} offsets of this run committed, none more in {:?}",
         landed.offsets(),
-        wait.stall_timeout
+        stall_timeout
     );
     if let Some(e) = last_error {
         return format!(
-            "could not read group {group}'s committed offsets from Kafka at {} ({e}); \
+            "could not read group {group}'s committed offsets from Kafka at {bootstrap_servers} ({e}); \
              {progress}. Check that Kafka is up and KAFKA_BOOTSTRAP_SERVERS",
-            args.kafka.bootstrap_servers
         );
     }
     let (state, members) = match client.fetch_group_list(Some(group), REQUEST) {

@@ -2,9 +2,14 @@
 //! busy or short of replicas is retried; a request Cassandra refuses outright is the
 //! deployment's to fix.
 
-use scylla::errors::{DbError, ExecutionError, PrepareError, RequestAttemptError};
+use scylla::errors::{
+    ConnectionError, ConnectionPoolError, ConnectionSetupRequestError,
+    ConnectionSetupRequestErrorKind, DbError, ExecutionError, MetadataError, NewSessionError,
+    PrepareError, RequestAttemptError,
+};
 
-use super::Class;
+use super::http::is_tls_trust_failure;
+use super::{Class, Fault};
 
 /// The class of a failed Cassandra request, by the CQL error it carries.
 pub fn class_of(e: &ExecutionError) -> Class {
@@ -52,6 +57,57 @@ pub fn db_error(e: &ExecutionError) -> Option<&DbError> {
             first_attempt: RequestAttemptError::DbError(db, _),
         }) => Some(db),
         _ => None,
+    }
+}
+
+/// The class of a failed session, from the connection error the driver kept: refused or
+/// missing credentials and an untrusted certificate are the deployment's; anything else
+/// (a node not up yet) passes.
+pub fn session_fault(e: &NewSessionError, at: &str, username: &str) -> Fault {
+    let connection = match e {
+        NewSessionError::MetadataError(MetadataError::ConnectionPoolError(
+            ConnectionPoolError::Broken {
+                last_connection_error,
+            },
+        )) => Some(last_connection_error),
+        _ => None,
+    };
+    let setup = match connection {
+        Some(ConnectionError::ConnectionSetupRequestError(ConnectionSetupRequestError {
+            error,
+            ..
+        })) => Some(error),
+        _ => None,
+    };
+    match (connection, setup) {
+        (_, Some(ConnectionSetupRequestErrorKind::DbError(DbError::AuthenticationError, said))) => {
+            Fault::fatal(
+                "cassandra",
+                format!(
+                    "Cassandra at {at} refused the credentials of user {:?}: {said}. Check \
+                     CASSANDRA_USERNAME and CASSANDRA_PASSWORD.",
+                    username
+                ),
+            )
+        }
+        (_, Some(ConnectionSetupRequestErrorKind::MissingAuthentication)) => Fault::fatal(
+            "cassandra",
+            format!(
+                "Cassandra at {at} requires a login: set CASSANDRA_USERNAME and \
+                 CASSANDRA_PASSWORD."
+            ),
+        ),
+        (Some(ConnectionError::IoError(io)), _) if is_tls_trust_failure(io.as_ref()) => {
+            Fault::fatal(
+                "cassandra",
+                format!(
+                    "the TLS certificate of Cassandra at {at} is not trusted: {io}. Point \
+                     CASSANDRA_SSL_CA_LOCATION at the CA that signed it (a certificate that \
+                     names another host: CASSANDRA_SSL_VERIFY_HOSTNAME)."
+                ),
+            )
+        }
+        _ => Fault::retry("cassandra", e.to_string()),
     }
 }
 

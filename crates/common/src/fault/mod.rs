@@ -7,6 +7,7 @@
 //! dependency's in its own file here, side by side (the table of codes and
 //! classes: docs/operating.md, "Failure classes").
 
+#[cfg(feature = "cassandra")]
 pub mod cassandra;
 pub mod http;
 pub mod kafka;
