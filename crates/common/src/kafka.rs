@@ -348,9 +348,26 @@ impl KafkaArgs {
         let mut backoff =
             crate::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(3));
         loop {
-            let results = admin.create_topics(&new, &options).await.with_context(|| {
-                format!("creating topics {topics:?} on {}", self.bootstrap_servers)
-            })?;
+            let results = match admin.create_topics(&new, &options).await {
+                Ok(results) => results,
+                // The whole request timed out or met a moving controller (a loaded or
+                // recovering cluster): the same transience as a topic's own answer.
+                Err(e)
+                    if e.rdkafka_error_code()
+                        .is_some_and(topic_creation_is_transient)
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tracing::debug!("topic creation not settled yet ({e}); retrying");
+                    tokio::time::sleep(backoff.next_delay()).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "creating topics {topics:?} on {}",
+                        self.bootstrap_servers
+                    )))
+                }
+            };
             let failed: Vec<(String, RDKafkaErrorCode)> = results
                 .into_iter()
                 .filter_map(Result::err)
