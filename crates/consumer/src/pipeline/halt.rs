@@ -39,9 +39,14 @@ impl Halt {
 
     /// Resolves once a fault is raised (at once if one was).
     pub async fn raised(&self) {
-        let mut stopping = self.stopping.subscribe();
         // The sender lives as long as `self`: the wait cannot fail while we hold it.
-        let _ = stopping.wait_for(|stop| *stop).await;
+        let _ = self.watch().wait_for(|stop| *stop).await;
+    }
+
+    /// A receiver of the stop signal, for a loop that waits on it every iteration: made
+    /// once, rather than a subscription per record.
+    pub fn watch(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 }
 

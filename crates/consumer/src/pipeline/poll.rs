@@ -63,6 +63,7 @@ impl Poll<'_> {
         let mut last_record = Instant::now();
         let mut tick = tokio::time::interval(TICK);
         let mut progress = Progress::new(settings.progress_interval);
+        let mut stopping = halt.watch();
         tokio::pin!(stop);
         loop {
             full = in_flight.is_full(full);
@@ -71,7 +72,7 @@ impl Poll<'_> {
                     tracing::info!("{signal} received: finishing in-flight rows");
                     break;
                 }
-                _ = halt.raised() => break,
+                _ = stopping.wait_for(|stop| *stop) => break,
                 // While paused we keep polling: the group must keep seeing us.
                 received = consumer.recv(), if !full || paused => {
                     let work = match received {
