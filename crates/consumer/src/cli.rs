@@ -22,6 +22,14 @@ pub struct Args {
     #[arg(long, env = "KAFKA_GROUP_ID", default_value = "cassandra-writer")]
     pub group_id: String,
 
+    /// Static group membership (KIP-345): this replica's lasting name in the group, e.g.
+    /// `writer-{hostname}` (`{hostname}` becomes the host's name, which a container keeps
+    /// across restarts). A replica restarted within the session (45 s) takes its partitions
+    /// back at once, with no rebalance; one stopped for good keeps them until the session
+    /// expires. Each replica needs its own. Unset: dynamic membership.
+    #[arg(long, env = "KAFKA_GROUP_INSTANCE_ID")]
+    pub group_instance_id: Option<String>,
+
     /// Dead-letter topic for records that cannot become rows (created if missing).
     #[arg(long, env = "KAFKA_DLQ_TOPIC", default_value = "users_created.dlq")]
     pub dlq_topic: String,
@@ -44,6 +52,13 @@ pub struct Args {
     /// Longest delay between two retries of a write.
     #[arg(long, env = "CONSUMER_RETRY_MAX_BACKOFF", default_value = "10s", value_parser = humantime::parse_duration)]
     pub retry_max_backoff: Duration,
+
+    /// How long a write that Cassandra refuses with a code that may pass is retried: a
+    /// permission a restarting node cannot check yet, a table a node has not heard of, a
+    /// server error. The row is dead-lettered sooner if it alone is refused (a guardrail);
+    /// when every write is refused this long, the consumer stops with the error.
+    #[arg(long, env = "CONSUMER_REFUSED_WRITE_RETRY", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub refused_write_retry: Duration,
 
     /// Exit 0 after this long with no new record and nothing in flight (batch runs, tests).
     /// Counted from the first partition assignment, so a slow group join is not idleness.
@@ -68,6 +83,31 @@ pub struct Args {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Args {
+    /// `--group-instance-id` with `{hostname}` replaced by this host's name.
+    pub fn group_instance_id(&self) -> anyhow::Result<Option<String>> {
+        let Some(id) = &self.group_instance_id else {
+            return Ok(None);
+        };
+        if !id.contains("{hostname}") {
+            return Ok(Some(id.clone()));
+        }
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "KAFKA_GROUP_INSTANCE_ID ({id}) names {{hostname}}, but this host has no \
+                     name (neither HOSTNAME nor /etc/hostname): give each replica its own \
+                     id instead"
+                )
+            })?;
+        Ok(Some(id.replace("{hostname}", &host)))
+    }
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]

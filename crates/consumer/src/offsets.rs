@@ -1,13 +1,29 @@
 //! Which offsets may be committed. Rows finish out of order (writes run
 //! concurrently), so a partition's committable offset is the lowest one still
 //! in flight, or one past the highest seen when nothing is in flight.
+//!
+//! A record is held as a [`Slot`]: its partition, offset and the partition's generation (one
+//! per assignment). When a partition is revoked or lost, its records still in flight become
+//! orphans: no longer waited for nor committed, but still counted (they hold memory and a
+//! write until the writer lets them go), so a rebalance cannot admit another window of records
+//! on top of them.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+/// One record in flight. Its generation tells a record of the current assignment of its
+/// partition from one taken under an earlier assignment (revoked or lost since).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub partition: i32,
+    pub offset: i64,
+    generation: u64,
+}
+
 #[derive(Debug, Default)]
 struct Partition {
+    generation: u64,
     in_flight: BTreeSet<i64>,
     /// One past the highest offset handed out.
     next: i64,
@@ -23,29 +39,60 @@ struct Partition {
 #[derive(Debug, Default)]
 pub struct Tracker {
     partitions: HashMap<i32, Partition>,
+    /// Records of revoked or lost partitions that the writer still holds.
+    orphans: usize,
+    /// The generation the next newly tracked partition gets.
+    generations: u64,
     /// Threads in [`SharedTracker::wait_drained`]: only then is a finish worth a wake-up
     /// (a condvar's notify is a system call, and every row finishes).
     waiting: usize,
 }
 
 impl Tracker {
-    pub fn begin(&mut self, partition: i32, offset: i64) {
+    pub fn begin(&mut self, partition: i32, offset: i64) -> Slot {
         // The first offset seen is where this consumer started: nothing to report until past it.
-        let p = self
-            .partitions
-            .entry(partition)
-            .or_insert_with(|| Partition {
+        let generations = &mut self.generations;
+        let p = self.partitions.entry(partition).or_insert_with(|| {
+            *generations += 1;
+            Partition {
+                generation: *generations,
                 stored: offset,
                 ..Partition::default()
-            });
+            }
+        });
         p.in_flight.insert(offset);
         p.next = p.next.max(offset + 1);
+        Slot {
+            partition,
+            offset,
+            generation: p.generation,
+        }
     }
 
-    /// Marks `offset` done. Returns the partition's new committable offset (the
+    /// The slot's partition as tracked now, if the slot is of its current assignment;
+    /// otherwise the slot is an orphan's, which is released.
+    fn current(&mut self, slot: Slot) -> Option<&mut Partition> {
+        match self.partitions.get_mut(&slot.partition) {
+            Some(p) if p.generation == slot.generation => Some(p),
+            _ => {
+                self.orphans = self.orphans.saturating_sub(1);
+                None
+            }
+        }
+    }
+
+    /// Whether `slot` is of its partition's current assignment (not revoked or lost since).
+    pub fn is_current(&self, slot: Slot) -> bool {
+        self.partitions
+            .get(&slot.partition)
+            .is_some_and(|p| p.generation == slot.generation && p.in_flight.contains(&slot.offset))
+    }
+
+    /// Marks the slot's record done. Returns the partition's new committable offset (the
     /// next one to consume) when it moved forward.
-    pub fn finish(&mut self, partition: i32, offset: i64) -> Option<i64> {
-        let p = self.partitions.get_mut(&partition)?;
+    pub fn finish(&mut self, slot: Slot) -> Option<i64> {
+        let offset = slot.offset;
+        let p = self.current(slot)?;
         if !p.in_flight.remove(&offset) {
             return None;
         }
@@ -65,8 +112,9 @@ impl Tracker {
     /// Gives up on `offset` without it being done: it no longer counts as in
     /// flight (so draining does not wait for it), and the partition's
     /// committable offset never passes it, so it is read again after a restart.
-    pub fn abandon(&mut self, partition: i32, offset: i64) {
-        if let Some(p) = self.partitions.get_mut(&partition) {
+    pub fn abandon(&mut self, slot: Slot) {
+        let offset = slot.offset;
+        if let Some(p) = self.current(slot) {
             if p.in_flight.remove(&offset) {
                 p.abandoned = Some(p.abandoned.map_or(offset, |a| a.min(offset)));
             }
@@ -85,8 +133,13 @@ impl Tracker {
         moved
     }
 
+    /// Every record held, orphans included.
     pub fn in_flight(&self) -> usize {
-        self.partitions.values().map(|p| p.in_flight.len()).sum()
+        self.partitions
+            .values()
+            .map(|p| p.in_flight.len())
+            .sum::<usize>()
+            + self.orphans
     }
 
     fn in_flight_of(&self, partitions: &[i32]) -> usize {
@@ -97,10 +150,13 @@ impl Tracker {
             .sum()
     }
 
-    /// Drops what is known of `partitions` (after they are revoked).
+    /// Drops what is known of `partitions` (after they are revoked or lost): their records
+    /// still in flight become orphans, counted until the writer lets them go.
     pub fn forget(&mut self, partitions: &[i32]) {
         for p in partitions {
-            self.partitions.remove(p);
+            if let Some(p) = self.partitions.remove(p) {
+                self.orphans += p.in_flight.len();
+            }
         }
     }
 }
@@ -114,14 +170,18 @@ pub struct SharedTracker {
 }
 
 impl SharedTracker {
-    pub fn begin(&self, partition: i32, offset: i64) {
-        self.lock().begin(partition, offset);
+    pub fn begin(&self, partition: i32, offset: i64) -> Slot {
+        self.lock().begin(partition, offset)
     }
 
-    /// Marks `offset` done. Returns how many records are still in flight.
-    pub fn finish(&self, partition: i32, offset: i64) -> usize {
+    pub fn is_current(&self, slot: Slot) -> bool {
+        self.lock().is_current(slot)
+    }
+
+    /// Marks the slot's record done. Returns how many records are still in flight.
+    pub fn finish(&self, slot: Slot) -> usize {
         let mut tracker = self.lock();
-        tracker.finish(partition, offset);
+        tracker.finish(slot);
         let left = tracker.in_flight();
         self.wake(tracker);
         left
@@ -129,9 +189,9 @@ impl SharedTracker {
 
     /// Gives up on `offset` (see [`Tracker::abandon`]). Returns how many records are still
     /// in flight.
-    pub fn abandon(&self, partition: i32, offset: i64) -> usize {
+    pub fn abandon(&self, slot: Slot) -> usize {
         let mut tracker = self.lock();
-        tracker.abandon(partition, offset);
+        tracker.abandon(slot);
         let left = tracker.in_flight();
         self.wake(tracker);
         left
@@ -194,17 +254,20 @@ impl SharedTracker {
 mod tests {
     use super::*;
 
+    /// Begins `offsets` of `partition`, returning their slots.
+    fn begin(t: &mut Tracker, partition: i32, offsets: std::ops::Range<i64>) -> Vec<Slot> {
+        offsets.map(|o| t.begin(partition, o)).collect()
+    }
+
     #[test]
     fn out_of_order_completion_commits_only_the_contiguous_prefix() {
         let mut t = Tracker::default();
-        for o in 10..14 {
-            t.begin(0, o);
-        }
-        assert_eq!(t.finish(0, 12), None, "10 and 11 are still in flight");
-        assert_eq!(t.finish(0, 10), Some(11));
-        assert_eq!(t.finish(0, 13), None, "11 still in flight");
+        let s = begin(&mut t, 0, 10..14);
+        assert_eq!(t.finish(s[2]), None, "10 and 11 are still in flight");
+        assert_eq!(t.finish(s[0]), Some(11));
+        assert_eq!(t.finish(s[3]), None, "11 still in flight");
         assert_eq!(
-            t.finish(0, 11),
+            t.finish(s[1]),
             Some(14),
             "all done: resume after the highest"
         );
@@ -214,55 +277,69 @@ mod tests {
     #[test]
     fn moved_offsets_are_reported_once() {
         let mut t = Tracker::default();
-        t.begin(0, 1);
-        t.begin(1, 9);
-        t.finish(0, 1);
+        let a = t.begin(0, 1);
+        let b = t.begin(1, 9);
+        t.finish(a);
         assert_eq!(t.take_moved(), vec![(0, 2)]);
         assert_eq!(t.take_moved(), vec![]);
-        t.finish(1, 9);
+        t.finish(b);
         assert_eq!(t.take_moved(), vec![(1, 10)]);
     }
 
     #[test]
     fn partitions_are_independent() {
         let mut t = Tracker::default();
-        t.begin(0, 5);
-        t.begin(1, 7);
-        assert_eq!(t.finish(1, 7), Some(8));
+        let a = t.begin(0, 5);
+        let b = t.begin(1, 7);
+        assert_eq!(t.finish(b), Some(8));
         assert_eq!(t.in_flight(), 1);
-        assert_eq!(t.finish(0, 5), Some(6));
+        assert_eq!(t.finish(a), Some(6));
     }
 
     #[test]
-    fn unknown_or_repeated_finishes_change_nothing() {
+    fn repeated_finishes_change_nothing() {
         let mut t = Tracker::default();
-        assert_eq!(t.finish(3, 1), None);
-        t.begin(3, 1);
-        assert_eq!(t.finish(3, 1), Some(2));
-        assert_eq!(t.finish(3, 1), None);
-    }
-
-    #[test]
-    fn forgotten_partitions_start_afresh() {
-        let mut t = Tracker::default();
-        t.begin(0, 100);
-        t.forget(&[0]);
+        let a = t.begin(3, 1);
+        assert_eq!(t.finish(a), Some(2));
+        assert_eq!(t.finish(a), None);
         assert_eq!(t.in_flight(), 0);
-        t.begin(0, 50);
-        assert_eq!(t.finish(0, 50), Some(51));
+    }
+
+    #[test]
+    fn records_of_a_revoked_partition_are_counted_until_let_go_and_never_committed() {
+        let mut t = Tracker::default();
+        let old = begin(&mut t, 0, 100..103);
+        t.forget(&[0]);
+        assert_eq!(t.in_flight(), 3, "the writer still holds them");
+        assert!(!t.is_current(old[0]));
+
+        // Assigned again: the same offsets are new records of a new generation.
+        let new = t.begin(0, 100);
+        assert!(t.is_current(new) && !t.is_current(old[0]));
+        assert_eq!(t.in_flight(), 4);
+        assert_eq!(t.finish(old[0]), None, "an orphan's finish commits nothing");
+        t.abandon(old[1]);
+        assert_eq!(t.in_flight(), 2);
+        assert_eq!(
+            t.finish(new),
+            Some(101),
+            "the new record is still in flight till now"
+        );
+        t.finish(old[2]);
+        assert_eq!(t.in_flight(), 0);
     }
 
     #[test]
     fn wait_drained_returns_when_the_last_record_finishes() {
         let shared = std::sync::Arc::new(SharedTracker::default());
-        shared.begin(0, 1);
+        let slot = shared.begin(0, 1);
         let other = shared.clone();
         let started = Instant::now();
         // Whether the waiter blocks before or after the finish, it must see it
         // and return 0 long before its timeout: a missed wake-up would not.
         let waiter =
             std::thread::spawn(move || other.wait_drained(Some(&[0]), Duration::from_secs(10)));
-        shared.finish(0, 1);
+        shared.finish(slot);
         assert_eq!(waiter.join().expect("join"), 0);
         assert!(started.elapsed() < Duration::from_secs(10));
         shared.begin(1, 1);
@@ -272,14 +349,12 @@ mod tests {
     #[test]
     fn an_abandoned_offset_is_never_passed_and_not_waited_for() {
         let mut t = Tracker::default();
-        for o in 10..15 {
-            t.begin(0, o);
-        }
-        assert_eq!(t.finish(0, 10), Some(11));
-        t.abandon(0, 12);
-        assert_eq!(t.finish(0, 11), Some(12));
-        assert_eq!(t.finish(0, 13), None, "13 is past the abandoned 12");
-        assert_eq!(t.finish(0, 14), None);
+        let s = begin(&mut t, 0, 10..15);
+        assert_eq!(t.finish(s[0]), Some(11));
+        t.abandon(s[2]);
+        assert_eq!(t.finish(s[1]), Some(12));
+        assert_eq!(t.finish(s[3]), None, "13 is past the abandoned 12");
+        assert_eq!(t.finish(s[4]), None);
         assert_eq!(t.in_flight(), 0, "the abandoned record is not waited for");
         assert_eq!(t.take_moved(), vec![(0, 12)]);
     }

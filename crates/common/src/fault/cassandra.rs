@@ -9,7 +9,7 @@ use scylla::errors::{
 };
 
 use super::http::is_tls_trust_failure;
-use super::{Class, Fault};
+use super::{Class, Fault, Lasting};
 
 /// The class of a failed Cassandra request, by the CQL error it carries.
 pub fn class_of(e: &ExecutionError) -> Class {
@@ -46,6 +46,44 @@ pub fn db_class(e: &DbError) -> Class {
         | DbError::ConfigError
         | DbError::ProtocolError => Class::Fatal,
         _ => Class::Retry,
+    }
+}
+
+/// The class of a failed write of a row at run time, when the table was checked at start-up:
+/// unlike there, a refusal now may be a node's passing state or this row's own. Returns the
+/// class and, for a bounded retry, what the failure is once it lasts.
+///
+/// - `Unauthorized`, `AuthenticationError`: a restarting node answers so until it has read its
+///   auth tables; lasting, the role really lost its rights: fatal.
+/// - `Invalid`: a guardrail refusing this row's value, or "unconfigured table" from a node
+///   that missed the schema change. Poison once the cluster agrees on one schema holding the
+///   table; fatal if that does not come.
+/// - `WriteFailure`, `ServerError`, `FunctionFailure` and codes this build does not know: a
+///   replica failing on this row, or on every row. Poison if other rows are written
+///   meanwhile, fatal if none is.
+/// - Syntax, protocol and configuration errors: our request is wrong for this cluster: fatal.
+pub fn write_verdict(e: &ExecutionError) -> (Class, Option<Lasting>) {
+    let Some(db) = db_error(e) else {
+        return (class_of(e), None);
+    };
+    match db {
+        DbError::Unauthorized | DbError::AuthenticationError => {
+            (Class::Retry, Some(Lasting::Fatal))
+        }
+        DbError::SyntaxError
+        | DbError::AlreadyExists { .. }
+        | DbError::ConfigError
+        | DbError::ProtocolError => (Class::Fatal, None),
+        DbError::Unavailable { .. }
+        | DbError::Overloaded
+        | DbError::IsBootstrapping
+        | DbError::ReadTimeout { .. }
+        | DbError::WriteTimeout { .. }
+        | DbError::TruncateError
+        | DbError::Unprepared { .. }
+        | DbError::RateLimitReached { .. } => (Class::Retry, None),
+        DbError::Invalid => (Class::Retry, Some(Lasting::RecordIfSchemaSettled)),
+        _ => (Class::Retry, Some(Lasting::RecordIfOthersPass)),
     }
 }
 
@@ -148,5 +186,30 @@ mod tests {
         ));
         assert_eq!(class_of(&refused), Class::Fatal);
         assert_eq!(db_error(&refused), Some(&DbError::Invalid));
+    }
+
+    #[test]
+    fn at_run_time_a_refusal_is_retried_for_a_while_before_it_is_blamed() {
+        let write = |db: DbError| {
+            write_verdict(&ExecutionError::LastAttemptError(
+                RequestAttemptError::DbError(db, "said".into()),
+            ))
+        };
+        assert_eq!(
+            write(DbError::Invalid),
+            (Class::Retry, Some(Lasting::RecordIfSchemaSettled))
+        );
+        assert_eq!(
+            write(DbError::ServerError),
+            (Class::Retry, Some(Lasting::RecordIfOthersPass))
+        );
+        assert_eq!(
+            write(DbError::Unauthorized),
+            (Class::Retry, Some(Lasting::Fatal))
+        );
+        assert_eq!(write(DbError::Overloaded), (Class::Retry, None));
+        assert_eq!(write(DbError::SyntaxError), (Class::Fatal, None));
+        let timeout = ExecutionError::RequestTimeout(std::time::Duration::from_secs(1));
+        assert_eq!(write_verdict(&timeout), (Class::Retry, None));
     }
 }

@@ -45,6 +45,22 @@ impl fmt::Display for Class {
     }
 }
 
+/// For a failure that is retried for a bounded time only: what it is once it lasted that
+/// long. A code that can mean "the moment" or "the deployment" or "this record" (a node that
+/// cannot read its auth tables yet, a table a node has not heard of, a value a guardrail
+/// refuses) is told apart by what happens around it, not by its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lasting {
+    /// The deployment's: fatal.
+    Fatal,
+    /// This record's (poison) if other records pass meanwhile; the deployment's (fatal) if
+    /// none does.
+    RecordIfOthersPass,
+    /// This record's (poison) once the store agrees on its schema and the target is in it
+    /// (a value refused, not a table a node has not heard of yet); else the deployment's.
+    RecordIfSchemaSettled,
+}
+
 /// A classed failure: what happened, in words that name the input and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -53,6 +69,8 @@ pub struct Fault {
     /// A short, stable tag for logs, metrics and DLQ headers, e.g. `schema`, `cassandra`.
     pub kind: &'static str,
     pub message: String,
+    /// Set on a [`Class::Retry`] that is retried for a bounded time only.
+    pub lasting: Option<Lasting>,
 }
 
 impl Fault {
@@ -61,7 +79,14 @@ impl Fault {
             class,
             kind,
             message: message.into(),
+            lasting: None,
         }
+    }
+
+    /// This transient fault, retried only for a bounded time, after which it is `lasting`.
+    pub fn lasting(mut self, lasting: Lasting) -> Fault {
+        self.lasting = Some(lasting);
+        self
     }
 
     pub fn retry(kind: &'static str, message: impl Into<String>) -> Fault {

@@ -1,5 +1,6 @@
-//! The run's stop on a fatal fault: the first one is kept (later ones are its echoes), and
-//! every room waiting on something (the poll loop, a retry's backoff) is told at once.
+//! The run's stop, on a fatal fault or a signal: the first fault is kept (later ones are its
+//! echoes), and every room waiting on something (the poll loop, a retry's backoff) is told at
+//! once: a stop does not wait out retries.
 
 use std::sync::OnceLock;
 
@@ -32,12 +33,23 @@ impl Halt {
         self.stopping.send_replace(true);
     }
 
+    /// Stops the run without a fault (a signal): rows being written finish, rows waiting to
+    /// be retried are given up (they are re-delivered after a restart).
+    pub fn stop(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Whether the run is stopping, for a fault or a signal.
+    pub fn stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
     /// The fault the run stops for, once one was raised.
     pub fn fault(&self) -> Option<&Fault> {
         self.fatal.get()
     }
 
-    /// Resolves once a fault is raised (at once if one was).
+    /// Resolves once the run is stopping (at once if it is).
     pub async fn raised(&self) {
         // The sender lives as long as `self`: the wait cannot fail while we hold it.
         let _ = self.watch().wait_for(|stop| *stop).await;

@@ -5,9 +5,11 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
+use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 use crate::offsets::SharedTracker;
+pub use crate::offsets::Slot;
 
 /// With every write slot taken and none finishing for this long, fetching is
 /// paused (and polling goes on) until half the slots are free again.
@@ -26,6 +28,8 @@ pub struct InFlight {
     /// When a record last finished, in ms since `epoch`: an atomic, as every row sets it.
     finished_ms: AtomicU64,
     epoch: Instant,
+    /// Signalled when partitions are revoked or lost: their records' retries stop.
+    revoked: Notify,
 }
 
 impl InFlight {
@@ -37,25 +41,40 @@ impl InFlight {
             finished: Notify::new(),
             finished_ms: AtomicU64::new(0),
             epoch: Instant::now(),
+            revoked: Notify::new(),
         }
     }
 
-    /// A record taken: its offset is not committable until it is finished.
-    pub fn begin(&self, partition: i32, offset: i64) {
-        self.offsets.begin(partition, offset);
+    /// A record taken: it holds a slot, and its offset is not committable until it is
+    /// finished.
+    pub fn begin(&self, partition: i32, offset: i64) -> Slot {
+        self.offsets.begin(partition, offset)
     }
 
     /// A record written or dead-lettered: its slot is free, its offset committable.
-    pub fn finish(&self, partition: i32, offset: i64) {
-        let left = self.offsets.finish(partition, offset);
+    pub fn finish(&self, slot: Slot) {
+        let left = self.offsets.finish(slot);
         self.freed(left);
     }
 
-    /// A record given up on (a fatal fault): its slot is free, and its offset is never
-    /// committed by this run.
-    pub fn abandon(&self, partition: i32, offset: i64) {
-        let left = self.offsets.abandon(partition, offset);
+    /// A record given up on (a fatal fault, a stop, its partition revoked): its slot is
+    /// free, and its offset is never committed by this run.
+    pub fn abandon(&self, slot: Slot) {
+        let left = self.offsets.abandon(slot);
         self.freed(left);
+    }
+
+    /// Whether the slot's partition is still ours as when the record was taken. A record
+    /// of a partition revoked or lost since is re-delivered to the next owner: retrying it
+    /// here only holds memory.
+    pub fn is_current(&self, slot: Slot) -> bool {
+        self.offsets.is_current(slot)
+    }
+
+    /// Resolves at the next revoke or lost assignment (enable it before checking
+    /// [`InFlight::is_current`], so that none is missed in between).
+    pub fn revoked(&self) -> Notified<'_> {
+        self.revoked.notified()
     }
 
     fn freed(&self, left: usize) {
@@ -108,9 +127,12 @@ impl InFlight {
         self.offsets.wait_drained(partitions, timeout)
     }
 
-    /// Drops what is known of `partitions` (after they are revoked).
+    /// Drops what is known of `partitions` (after they are revoked or lost). Their records
+    /// still in flight stay counted until the writer lets them go, which it does at their
+    /// next retry: woken now.
     pub fn forget(&self, partitions: &[i32]) {
         self.offsets.forget(partitions);
+        self.revoked.notify_waiters();
     }
 }
 
@@ -121,34 +143,45 @@ mod tests {
     #[test]
     fn full_until_an_eighth_of_the_slots_is_free_again() {
         let slots = InFlight::new(16);
-        for offset in 0..16 {
-            slots.begin(0, offset);
-        }
+        let taken: Vec<Slot> = (0..16).map(|offset| slots.begin(0, offset)).collect();
         assert!(slots.is_full(false));
-        slots.finish(0, 0);
+        slots.finish(taken[0]);
         assert!(!slots.is_full(false), "a slot is free");
         assert!(slots.is_full(true), "but not yet room again");
-        slots.finish(0, 1);
+        slots.finish(taken[1]);
         assert!(!slots.is_full(true), "two of 16 free: room again");
     }
 
     #[test]
     fn resumes_at_half_and_an_abandoned_record_frees_its_slot() {
         let slots = InFlight::new(4);
-        for offset in 0..4 {
-            slots.begin(3, offset);
-        }
+        let taken: Vec<Slot> = (0..4).map(|offset| slots.begin(3, offset)).collect();
         assert!(!slots.may_resume());
-        slots.abandon(3, 0);
-        slots.finish(3, 1);
+        slots.abandon(taken[0]);
+        slots.finish(taken[1]);
         assert!(slots.may_resume());
-        slots.finish(3, 2);
-        slots.finish(3, 3);
+        slots.finish(taken[2]);
+        slots.finish(taken[3]);
         assert_eq!(slots.count(), 0);
         assert_eq!(
             slots.take_moved(),
             vec![],
             "nothing passes the abandoned offset 0"
         );
+    }
+
+    #[test]
+    fn a_revoke_keeps_its_records_counted_until_the_writer_lets_them_go() {
+        let slots = InFlight::new(2);
+        let taken: Vec<Slot> = (0..2).map(|offset| slots.begin(0, offset)).collect();
+        slots.forget(&[0]);
+        assert!(
+            slots.is_full(false),
+            "the revoked records still hold their slots"
+        );
+        assert!(!slots.is_current(taken[0]));
+        slots.abandon(taken[0]);
+        slots.abandon(taken[1]);
+        assert_eq!(slots.count(), 0);
     }
 }

@@ -64,9 +64,13 @@ pub async fn run(
 
     let in_flight = Arc::new(InFlight::new(args.max_in_flight as usize));
     let halt = Arc::new(Halt::default());
+    let member = Member {
+        group_id: args.group_id.clone(),
+        instance_id: args.group_instance_id()?,
+    };
     let consumer: Arc<KafkaConsumer> = Arc::new(subscribe(
         &args.kafka,
-        &args.group_id,
+        &member,
         Rebalancing::new(in_flight.clone(), metrics.clone(), DRAIN_GRACE),
     )?);
     // Its context routes librdkafka's warnings into the Kafka storm like the consumer's.
@@ -96,6 +100,7 @@ pub async fn run(
             sink,
             dlq: DeadLetters::new(dlq_producer, &args.dlq_topic),
             backoff: Backoff::new(args.retry_backoff, args.retry_max_backoff),
+            refusal_retry: args.refused_write_retry,
             in_flight: in_flight.clone(),
             halt: halt.clone(),
             metrics: metrics.clone(),
@@ -136,8 +141,40 @@ pub async fn run(
     }
 }
 
+/// Who the consumer is in its group.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub group_id: String,
+    /// Static membership's name (`group.instance.id`), if any.
+    pub instance_id: Option<String>,
+}
+
 /// The consumer, subscribed to the topic, with the settings its guarantees rest on.
-fn subscribe(kafka: &KafkaArgs, group_id: &str, context: Rebalancing) -> Result<KafkaConsumer> {
+fn subscribe(kafka: &KafkaArgs, member: &Member, context: Rebalancing) -> Result<KafkaConsumer> {
+    let mut guarded = vec![Guarded::new(
+        "group.id",
+        &member.group_id,
+        "set it with --group-id (KAFKA_GROUP_ID)",
+    )];
+    if let Some(id) = &member.instance_id {
+        guarded.push(Guarded::new(
+            "group.instance.id",
+            id,
+            "set it with --group-instance-id (KAFKA_GROUP_INSTANCE_ID)",
+        ));
+    }
+    guarded.extend([
+        Guarded::new(
+            "enable.auto.offset.store",
+            "false",
+            "an offset is stored only once its row is written",
+        ),
+        Guarded::new(
+            "enable.auto.commit",
+            "true",
+            "stored offsets are committed every second and on revoke and exit",
+        ),
+    ]);
     let consumer: KafkaConsumer = kafka
         .client_config(
             &[
@@ -163,23 +200,7 @@ fn subscribe(kafka: &KafkaArgs, group_id: &str, context: Rebalancing) -> Result<
                 // second went unfetched, capping the consumer at about 22 000 rows/s.
                 ("fetch.queue.backoff.ms", "50"),
             ],
-            &[
-                Guarded::new(
-                    "group.id",
-                    group_id,
-                    "set it with --group-id (KAFKA_GROUP_ID)",
-                ),
-                Guarded::new(
-                    "enable.auto.offset.store",
-                    "false",
-                    "an offset is stored only once its row is written",
-                ),
-                Guarded::new(
-                    "enable.auto.commit",
-                    "true",
-                    "stored offsets are committed every second and on revoke and exit",
-                ),
-            ],
+            &guarded,
         )?
         .create_with_context(context)
         .context("creating the Kafka consumer")?;

@@ -12,7 +12,7 @@ use rdkafka::message::BorrowedMessage;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::halt::Halt;
-use super::in_flight::InFlight;
+use super::in_flight::{InFlight, Slot};
 use super::progress::Progress;
 use super::rebalance::{set_paused, store_offsets, KafkaConsumer};
 use super::work::Work;
@@ -39,7 +39,7 @@ pub struct Poll<'a> {
     pub in_flight: &'a InFlight,
     pub halt: &'a Halt,
     pub metrics: &'a Metrics,
-    pub to_writer: UnboundedSender<Work>,
+    pub to_writer: UnboundedSender<(Slot, Work)>,
 }
 
 impl Poll<'_> {
@@ -69,7 +69,10 @@ impl Poll<'_> {
             full = in_flight.is_full(full);
             tokio::select! {
                 signal = &mut stop => {
-                    tracing::info!("{signal} received: finishing in-flight rows");
+                    tracing::info!("{signal} received: finishing the rows being written");
+                    // Rows waiting to be retried are given up at once (re-delivered after a
+                    // restart) rather than holding the stop for the drain's grace.
+                    halt.stop();
                     break;
                 }
                 _ = stopping.wait_for(|stop| *stop) => break,
@@ -92,9 +95,10 @@ impl Poll<'_> {
                     };
                     last_record = Instant::now();
                     metrics.consumed();
-                    in_flight.begin(work.partition(), work.offset());
-                    // The writer outlives this loop: it cannot have gone.
-                    let _ = to_writer.send(work);
+                    let slot = in_flight.begin(work.partition(), work.offset());
+                    // The writer outlives this loop: it cannot have gone. Unbounded, as every
+                    // record sent holds a slot: the slots bound it.
+                    let _ = to_writer.send((slot, work));
                 }
                 _ = in_flight.room(), if full && !paused => {}
                 _ = tick.tick() => {

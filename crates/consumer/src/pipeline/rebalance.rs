@@ -126,6 +126,13 @@ impl Rebalancing {
                 tokio::task::block_in_place(|| commit(consumer, "revoke"));
             }
         }
+        // librdkafka keeps a partition's pause across its revoke: one revoked while paused and
+        // assigned to us again after fetching resumed would never be fetched again.
+        if self.paused.load(Relaxed) {
+            if let Err(e) = consumer.resume(tpl) {
+                tracing::warn!(?partitions, "could not resume revoked partitions: {e}");
+            }
+        }
         self.in_flight.forget(&partitions);
         let mut assignment = self.assignment_mut();
         for p in &partitions {
@@ -160,10 +167,20 @@ impl ConsumerContext for Rebalancing {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
             tracing::info!(?partitions, "partitions assigned");
+            // Fetching is paused because writes stall: a partition assigned now must wait
+            // with the others, or it would fill memory with records no slot can take.
+            if self.paused.load(Relaxed) {
+                if let Err(e) = consumer.pause(tpl) {
+                    tracing::warn!(
+                        ?partitions,
+                        "could not pause newly assigned partitions: {e}"
+                    );
+                }
+            }
             self.assignment_mut().extend(&partitions);
             self.metrics.assign(&partitions);
             self.ever_assigned.store(true, Relaxed);

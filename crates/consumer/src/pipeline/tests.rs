@@ -15,6 +15,7 @@ use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::{mpsc, oneshot};
 
+use super::in_flight::Slot;
 use super::*;
 
 const TOPIC: &str = "users";
@@ -93,7 +94,7 @@ impl Cluster {
 struct Replica {
     consumer: Arc<KafkaConsumer>,
     in_flight: Arc<InFlight>,
-    works: mpsc::UnboundedReceiver<Work>,
+    works: mpsc::UnboundedReceiver<(Slot, Work)>,
     stop: Option<oneshot::Sender<()>>,
     polling: tokio::task::JoinHandle<()>,
 }
@@ -115,7 +116,7 @@ impl Replica {
         let in_flight = Arc::new(InFlight::new(max_in_flight));
         let metrics = Arc::new(Metrics::new());
         let context = Rebalancing::new(in_flight.clone(), metrics.clone(), drain_grace);
-        let consumer = Arc::new(subscribe(&kafka, GROUP, context).expect("subscribed"));
+        let consumer = Arc::new(subscribe(&kafka, &member(), context).expect("subscribed"));
         let (to_writer, works) = mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel::<()>();
         let polling = tokio::spawn({
@@ -137,10 +138,16 @@ impl Replica {
                     metrics: &metrics,
                     to_writer,
                 }
-                .run(|m| Work::Record(m.detach()), async {
-                    let _ = stopped.await;
-                    "stop"
-                })
+                .run(
+                    |m| Work {
+                        message: m.detach(),
+                        row: None,
+                    },
+                    async {
+                        let _ = stopped.await;
+                        "stop"
+                    },
+                )
                 .await;
                 finish(&consumer, TOPIC, &in_flight)
                     .await
@@ -156,8 +163,8 @@ impl Replica {
         }
     }
 
-    /// The next `n` records handed to the writer, as (partition, offset).
-    async fn take(&mut self, n: usize) -> Vec<(i32, i64)> {
+    /// The next `n` records handed to the writer.
+    async fn take(&mut self, n: usize) -> Vec<Slot> {
         let mut taken = Vec::new();
         while taken.len() < n {
             let work = tokio::time::timeout(PATIENCE, self.works.recv())
@@ -166,14 +173,19 @@ impl Replica {
                     panic!("only {} of {n} records handed over: {taken:?}", taken.len())
                 })
                 .expect("the poll loop is running");
-            taken.push((work.partition(), work.offset()));
+            let (slot, work) = work;
+            assert_eq!(
+                (slot.partition, slot.offset),
+                (work.partition(), work.offset())
+            );
+            taken.push(slot);
         }
         taken
     }
 
-    fn write(&self, records: &[(i32, i64)]) {
-        for &(partition, offset) in records {
-            self.in_flight.finish(partition, offset);
+    fn write(&self, records: &[Slot]) {
+        for &slot in records {
+            self.in_flight.finish(slot);
         }
     }
 
@@ -183,6 +195,18 @@ impl Replica {
         }
         self.polling.await.expect("the poll loop ends");
     }
+}
+
+fn member() -> Member {
+    Member {
+        group_id: GROUP.into(),
+        instance_id: None,
+    }
+}
+
+/// (partition, offset) of each slot.
+fn at(slots: &[Slot]) -> Vec<(i32, i64)> {
+    slots.iter().map(|s| (s.partition, s.offset)).collect()
 }
 
 /// Waits (checking every 20 ms, at most [`PATIENCE`]) until `condition` holds.
@@ -237,7 +261,7 @@ async fn rows_unwritten_when_the_grace_ends_are_redelivered_to_the_next_owner() 
         &taken
             .iter()
             .copied()
-            .filter(|&(_, o)| o < 2)
+            .filter(|s| s.offset < 2)
             .collect::<Vec<_>>(),
     );
     // Committed (every second) before the next replica joins: should the coordinator drop
@@ -250,9 +274,9 @@ async fn rows_unwritten_when_the_grace_ends_are_redelivered_to_the_next_owner() 
 
     let mut b = Replica::start(&cluster, 100, PATIENCE);
     let redelivered = b.take(3).await;
-    let moved = redelivered[0].0;
+    let moved = redelivered[0].partition;
     assert_eq!(
-        redelivered,
+        at(&redelivered),
         vec![(moved, 2), (moved, 3), (moved, 4)],
         "the next owner starts at the first row not written, and not before"
     );
@@ -281,7 +305,7 @@ async fn stalled_writes_pause_fetching_and_resume_it_without_losing_a_record() {
         rest.extend(more);
     }
     assert_eq!(
-        first.into_iter().chain(rest).collect::<Vec<_>>(),
+        at(&first.into_iter().chain(rest).collect::<Vec<_>>()),
         (0..12).map(|o| (0, o)).collect::<Vec<_>>(),
         "every record once, in order"
     );
@@ -307,7 +331,7 @@ async fn a_lost_assignment_neither_waits_nor_commits() {
     // on the lost revoke, so it starts over at the first record.
     let again = a.take(5).await;
     assert_eq!(
-        again,
+        at(&again),
         (0..5).map(|o| (0, o)).collect::<Vec<_>>(),
         "re-delivered from the start"
     );
@@ -317,5 +341,83 @@ async fn a_lost_assignment_neither_waits_nor_commits() {
         "nothing committed on a lost assignment"
     );
     a.write(&again);
+    a.stop().await;
+}
+
+/// A replica (4 write slots) paused with every slot taken, and a second one that took one of
+/// its two partitions and wrote all 20 of its records. Returns them, the moved partition and
+/// the first replica's 4 records (those of the moved partition are now orphans).
+async fn paused_while_a_partition_moves(cluster: &Cluster) -> (Replica, Replica, i32, Vec<Slot>) {
+    cluster.produce(&[0, 1], 20);
+    // A short grace: the revoke gives up on its rows in flight, which stay counted.
+    let mut a = Replica::start(cluster, 4, Duration::from_millis(500));
+    let held = a.take(4).await;
+    until("fetching pauses", || a.consumer.context().paused()).await;
+
+    let mut b = Replica::start(cluster, 100, PATIENCE);
+    let taken = b.take(20).await;
+    let moved = taken[0].partition;
+    b.write(&taken);
+    assert_eq!(a.consumer.context().assignment(), vec![1 - moved]);
+    assert!(
+        a.in_flight.count() <= 4,
+        "the revoke admitted no more records"
+    );
+    (a, b, moved, held)
+}
+
+/// Takes and writes records until `last` of `partition` was among them.
+async fn write_until(replica: &mut Replica, partition: i32, last: i64) {
+    loop {
+        let taken = replica.take(1).await;
+        replica.write(&taken);
+        if (taken[0].partition, taken[0].offset) == (partition, last) {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_assigned_while_fetching_is_paused_waits_with_the_others() {
+    let cluster = Cluster::new(2);
+    let (mut a, b, moved, held) = paused_while_a_partition_moves(&cluster).await;
+
+    // The second replica leaves: its partition comes back while the first is still paused.
+    b.stop().await;
+    until("the partition is back", || {
+        a.consumer.context().assignment().len() == 2
+    })
+    .await;
+    cluster.produce(&[moved], 5);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(3), a.works.recv())
+            .await
+            .is_err(),
+        "a record was taken while every slot is held"
+    );
+    assert!(a.in_flight.count() <= 4);
+
+    // The held rows are written: fetching resumes, the returned partition's too.
+    a.write(&held);
+    write_until(&mut a, moved, 24).await;
+    a.stop().await;
+    assert_eq!(cluster.committed(&[moved]), vec![Some(25)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_revoked_while_paused_is_fetched_when_it_comes_back() {
+    let cluster = Cluster::new(2);
+    let (mut a, b, moved, held) = paused_while_a_partition_moves(&cluster).await;
+
+    // The first replica resumes with one partition and finishes it.
+    a.write(&held);
+    write_until(&mut a, 1 - moved, 19).await;
+    assert!(!a.consumer.context().paused());
+
+    // The second replica leaves: the partition it took comes back to a replica that is not
+    // paused, and must be fetched (librdkafka kept its pause from before the revoke).
+    b.stop().await;
+    cluster.produce(&[moved], 5);
+    write_until(&mut a, moved, 24).await;
     a.stop().await;
 }

@@ -1,5 +1,6 @@
-//! What the poll loop hands the writer for one record: its row when it could be decoded on
-//! the spot, else a copy of the record.
+//! What the poll loop hands the writer for one record: the record itself (kept for the
+//! dead-letter topic, should its row be refused) and its row when it could be decoded on the
+//! spot.
 
 use domain::UserRow;
 use rdkafka::message::{BorrowedMessage, OwnedMessage};
@@ -7,49 +8,30 @@ use rdkafka::Message;
 
 use crate::decode::Decoder;
 
-// `Row` is nearly every record: boxing it would allocate per row to shrink the rare `Record`.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
-pub enum Work {
-    /// Decoded on the poll loop, straight from librdkafka's buffer: its writer schema was
-    /// known (every record but the first of each schema id).
-    Row {
-        partition: i32,
-        offset: i64,
-        produced_ms: i64,
-        row: UserRow,
-    },
-    /// A copy of the record, for the writer to decode (asking the registry first) or to
-    /// dead-letter: the first of a schema id, or one that does not decode.
-    Record(OwnedMessage),
+pub struct Work {
+    /// A copy of the record: what a dead letter carries.
+    pub message: OwnedMessage,
+    /// Decoded on the poll loop, straight from librdkafka's buffer, when its writer schema was
+    /// known (every record but the first of each schema id). None: the writer decodes it
+    /// (asking the registry first) or dead-letters it.
+    pub row: Option<UserRow>,
 }
 
 impl Work {
     pub fn of(decoder: &Decoder, message: &BorrowedMessage<'_>) -> Work {
-        let produced_ms = produced_ms(message);
-        match decoder.known_row(message.payload(), produced_ms) {
-            Some(row) => Work::Row {
-                partition: message.partition(),
-                offset: message.offset(),
-                produced_ms,
-                row,
-            },
-            None => Work::Record(message.detach()),
+        Work {
+            row: decoder.known_row(message.payload(), produced_ms(message)),
+            message: message.detach(),
         }
     }
 
     pub fn partition(&self) -> i32 {
-        match self {
-            Work::Row { partition, .. } => *partition,
-            Work::Record(message) => message.partition(),
-        }
+        self.message.partition()
     }
 
     pub fn offset(&self) -> i64 {
-        match self {
-            Work::Row { offset, .. } => *offset,
-            Work::Record(message) => message.offset(),
-        }
+        self.message.offset()
     }
 }
 

@@ -4,12 +4,16 @@
 //! of its own (a task per row cost an allocation and a trip through the scheduler each). A
 //! task apart from the poll loop, because a revoke waits for these rows inside that loop's
 //! `recv`.
+//!
+//! A retry ends early when the run stops (a signal or a fatal fault) or the record's
+//! partition is revoked or lost: the record is then re-delivered, after a restart or to the
+//! partition's next owner, and holding it here would only hold memory.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::backoff::Backoff;
-use common::fault::{Class, Fault};
+use common::fault::{Class, Fault, Lasting};
 use domain::UserRow;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::message::OwnedMessage;
@@ -17,7 +21,7 @@ use rdkafka::Message;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::halt::Halt;
-use super::in_flight::InFlight;
+use super::in_flight::{InFlight, Slot};
 use super::work::{produced_ms, Work};
 use crate::decode::Decoder;
 use crate::dlq::DeadLetters;
@@ -30,14 +34,26 @@ pub struct Writer {
     pub sink: Arc<Sink>,
     pub dlq: DeadLetters,
     pub backoff: Backoff,
+    /// How long a write Cassandra refuses with a code that may pass (see
+    /// `common::fault::cassandra::write_verdict`) is retried before it is blamed.
+    pub refusal_retry: Duration,
     pub in_flight: Arc<InFlight>,
     pub halt: Arc<Halt>,
     pub metrics: Arc<Metrics>,
 }
 
+/// Why a record's work ended without it being written or dead-lettered.
+#[derive(Debug)]
+enum GaveUp {
+    /// A fatal fault: the run stops for it.
+    Fatal(Fault),
+    /// The run is stopping, or the record's partition is no longer ours: it is re-delivered.
+    Dropped,
+}
+
 impl Writer {
     /// Writes every record the poll loop sends until the channel closes.
-    pub async fn run(self, mut records: UnboundedReceiver<Work>) {
+    pub async fn run(self, mut records: UnboundedReceiver<(Slot, Work)>) {
         let mut writing = FuturesUnordered::new();
         let mut batch = Vec::with_capacity(64);
         loop {
@@ -49,50 +65,48 @@ impl Writer {
                     if taken == 0 {
                         break;
                     }
-                    writing.extend(batch.drain(..).map(|work| self.process(work)));
+                    writing.extend(batch.drain(..).map(|(slot, work)| self.process(slot, work)));
                 }
             }
         }
         while writing.next().await.is_some() {}
     }
 
-    /// One record, start to finish: written, dead-lettered, or (on a fatal
-    /// fault) abandoned, so that its offset is never committed by this run.
-    async fn process(&self, work: Work) {
-        let (partition, offset) = (work.partition(), work.offset());
-        let done = match work {
-            Work::Row {
-                produced_ms, row, ..
-            } => {
-                self.write_row(&row, produced_ms, &mut self.backoff.clone())
-                    .await
-            }
+    /// One record, start to finish: written, dead-lettered, or given up (its offset is then
+    /// never committed by this run).
+    async fn process(&self, slot: Slot, work: Work) {
+        let done = match &work.row {
+            Some(row) => self.write_row(slot, &work.message, row).await,
             // Boxed: rare, and its registry lookup would otherwise make every record's future
             // (copied whole into the writer's set) that much bigger.
-            Work::Record(message) => Box::pin(self.handle(&message)).await,
+            None => Box::pin(self.handle(slot, &work.message)).await,
         };
         match done {
-            Ok(()) => self.in_flight.finish(partition, offset),
-            Err(fault) => {
-                self.in_flight.abandon(partition, offset);
+            Ok(()) => self.in_flight.finish(slot),
+            Err(GaveUp::Dropped) => self.in_flight.abandon(slot),
+            Err(GaveUp::Fatal(fault)) => {
+                self.in_flight.abandon(slot);
                 self.halt.raise(fault);
             }
         }
     }
 
-    /// Writes `row`, retrying transient failures for as long as they last. Returns only a
-    /// fatal fault.
+    /// Writes `row` (of `message`), retrying transient failures for as long as they last;
+    /// dead-letters it if Cassandra refuses this row for good.
     async fn write_row(
         &self,
+        slot: Slot,
+        message: &OwnedMessage,
         row: &UserRow,
-        produced_ms: i64,
-        backoff: &mut Backoff,
-    ) -> Result<(), Fault> {
+    ) -> Result<(), GaveUp> {
+        let produced_ms = produced_ms(message);
+        let mut backoff = self.backoff.clone();
+        let mut refused_since = None;
         loop {
             let begun = Instant::now();
             // Boxed: the driver's request future is several KB, and inline it would make every
             // record's future that size, copied whole into the writer's set.
-            match Box::pin(self.sink.write(row)).await {
+            match Box::pin(self.sink.write(row, produced_ms.saturating_mul(1000))).await {
                 Ok(()) => {
                     let produced =
                         std::time::UNIX_EPOCH + Duration::from_millis(produced_ms.max(0) as u64);
@@ -103,44 +117,101 @@ impl Writer {
                     return Ok(());
                 }
                 Err(f) if f.class == Class::Retry => {
-                    self.retry_after("cassandra", backoff, &f).await?
+                    if let Some(lasting) = f.lasting {
+                        let since = *refused_since.get_or_insert(begun);
+                        let verdict = self.refusal_verdict(lasting, since, backoff.attempts(), &f);
+                        match verdict.await {
+                            Some(poison) if poison.class == Class::Poison => {
+                                return self.dead_letter(slot, message, &poison).await
+                            }
+                            Some(fatal) => return Err(GaveUp::Fatal(fatal)),
+                            None => {}
+                        }
+                    }
+                    self.retry_after(slot, "cassandra", &mut backoff, &f)
+                        .await?
                 }
-                Err(f) => return Err(f),
+                Err(f) if f.class == Class::Poison => {
+                    return self.dead_letter(slot, message, &f).await
+                }
+                Err(f) => return Err(GaveUp::Fatal(f)),
             }
         }
+    }
+
+    /// What a refusal that may pass is, once it is known: poison when the row is the
+    /// problem, fatal when it lasted `refusal_retry`, None while it may still pass.
+    async fn refusal_verdict(
+        &self,
+        lasting: Lasting,
+        since: Instant,
+        retries: u32,
+        fault: &Fault,
+    ) -> Option<Fault> {
+        // One retry first: a node restarting or a schema change spreading passes in moments.
+        if retries > 0 {
+            let (its_own, why) = match lasting {
+                Lasting::Fatal => (false, ""),
+                Lasting::RecordIfOthersPass => (
+                    self.sink.written_since(since),
+                    "other rows are written meanwhile",
+                ),
+                Lasting::RecordIfSchemaSettled => (
+                    self.sink.schema_settled().await,
+                    "every node agrees on the table's schema",
+                ),
+            };
+            if its_own {
+                return Some(Fault::poison(
+                    "cassandra",
+                    format!("Cassandra refuses this row ({why}): {}", fault.message),
+                ));
+            }
+        }
+        (since.elapsed() >= self.refusal_retry).then(|| {
+            Fault::fatal(
+                "cassandra",
+                format!(
+                    "Cassandra refused writes for {:?} (CONSUMER_REFUSED_WRITE_RETRY): {} Check \
+                     the role's permissions, the table (schemas/cassandra.cql) and the nodes' logs.",
+                    self.refusal_retry, fault.message
+                ),
+            )
+        })
     }
 
     /// Decodes `message` (asking the registry for its writer schema) and writes it, or
     /// dead-letters it if it is poison, retrying transient failures for as long as they last.
-    /// Returns only a fatal fault.
-    async fn handle(&self, message: &OwnedMessage) -> Result<(), Fault> {
-        let produced_ms = produced_ms(message);
+    async fn handle(&self, slot: Slot, message: &OwnedMessage) -> Result<(), GaveUp> {
         let mut backoff = self.backoff.clone();
         let decoded = loop {
-            match self.decoder.to_row(message.payload(), produced_ms).await {
+            match self
+                .decoder
+                .to_row(message.payload(), produced_ms(message))
+                .await
+            {
                 Ok(row) => break Ok(row),
                 Err(f) if f.class == Class::Poison => break Err(f),
                 Err(f) if f.class == Class::Retry => {
-                    self.retry_after("registry", &mut backoff, &f).await?
+                    self.retry_after(slot, "registry", &mut backoff, &f).await?
                 }
-                Err(f) => return Err(f),
+                Err(f) => return Err(GaveUp::Fatal(f)),
             }
         };
-        backoff.reset();
         match decoded {
-            Ok(row) => self.write_row(&row, produced_ms, &mut backoff).await,
-            Err(poison) => self.dead_letter(message, &poison, &mut backoff).await,
+            Ok(row) => self.write_row(slot, message, &row).await,
+            Err(poison) => self.dead_letter(slot, message, &poison).await,
         }
     }
 
-    /// Parks a poison record in the dead-letter topic, retrying transient failures. Returns
-    /// only a fatal fault.
+    /// Parks a poison record in the dead-letter topic, retrying transient failures.
     async fn dead_letter(
         &self,
+        slot: Slot,
         message: &OwnedMessage,
         poison: &Fault,
-        backoff: &mut Backoff,
-    ) -> Result<(), Fault> {
+    ) -> Result<(), GaveUp> {
+        let mut backoff = self.backoff.clone();
         loop {
             match self.dlq.send(message, poison).await {
                 Ok(()) => {
@@ -164,31 +235,42 @@ impl Writer {
                         ),
                     );
                     if class == Class::Fatal {
-                        return Err(fault);
+                        return Err(GaveUp::Fatal(fault));
                     }
-                    self.retry_after("dlq", backoff, &fault).await?
+                    self.retry_after(slot, "dlq", &mut backoff, &fault).await?
                 }
             }
         }
     }
 
-    /// Waits out a transient failure before the next attempt, unless the run
-    /// is stopping for a fatal fault, which is then returned.
+    /// Waits out a transient failure before the next attempt. Gives up at once when the
+    /// run stops or the record's partition is revoked or lost meanwhile.
     async fn retry_after(
         &self,
+        slot: Slot,
         what: &'static str,
         backoff: &mut Backoff,
         fault: &Fault,
-    ) -> Result<(), Fault> {
+    ) -> Result<(), GaveUp> {
         self.metrics
             .retry(what, backoff.attempts() + 1, &fault.message);
-        tokio::select! {
-            _ = tokio::time::sleep(backoff.next_delay()) => {}
-            _ = self.halt.raised() => {}
+        let revoked = self.in_flight.revoked();
+        tokio::pin!(revoked);
+        // Registered before the check below, so a revoke in between still wakes us.
+        revoked.as_mut().enable();
+        if self.in_flight.is_current(slot) {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+                _ = self.halt.raised() => {}
+                _ = revoked => {}
+            }
         }
-        match self.halt.fault() {
-            Some(f) => Err(f.clone()),
-            None => Ok(()),
+        if let Some(f) = self.halt.fault() {
+            return Err(GaveUp::Fatal(f.clone()));
         }
+        if self.halt.stopping() || !self.in_flight.is_current(slot) {
+            return Err(GaveUp::Dropped);
+        }
+        Ok(())
     }
 }
