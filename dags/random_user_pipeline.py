@@ -35,17 +35,41 @@ users on top of those the failed attempt had already delivered. ``await_cassandr
 a retry would watch the same group again, and its failures (no consumer, dead letters) need a
 person. A failed run stays failed, with the reason in its task log, for a person to read and
 re-trigger.
+
+Time limits: each task has an ``execution_timeout`` (PRODUCE_USERS_TIMEOUT, AWAIT_CASSANDRA_TIMEOUT
+in the worker's environment, e.g. ``90m``; 60 minutes each by default), so a run that hangs fails
+instead of holding ``max_active_runs=1`` for ever. At the limit Airflow sends the task SIGTERM: the
+producer stops mid-page, flushes what it had handed Kafka and exits 143 (the task fails).
 """
 from __future__ import annotations
 
 import os
+import re
 import shlex
+from datetime import timedelta
 
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG, Param
 
 PRODUCER_BIN = os.environ.get("PRODUCER_BIN", "/usr/local/bin/producer")
 CONSUMER_BIN = os.environ.get("CONSUMER_BIN", "/usr/local/bin/consumer")
+
+
+def time_limit(variable, default):
+    """A task's execution_timeout from the worker's environment: whole seconds, minutes or hours
+    (`900s`, `90m`, `2h`), as the binaries' own durations are written. Read when the DAG is parsed:
+    Airflow needs the limit before any run, so it cannot be a form field."""
+    value = os.environ.get(variable, "").strip() or default
+    match = re.fullmatch(r"(\d+)\s*([smh])", value)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError("%s=%r is not a time limit: write e.g. 900s, 90m or 2h" % (variable, value))
+    unit = {"s": "seconds", "m": "minutes", "h": "hours"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+# Long enough for a large `count` or a long `duration`; see "Time limits" above.
+PRODUCE_TIMEOUT = time_limit("PRODUCE_USERS_TIMEOUT", "60m")
+AWAIT_TIMEOUT = time_limit("AWAIT_CASSANDRA_TIMEOUT", "60m")
 
 # Only flags with a value are passed: an empty `duration` or `topic` leaves the flag out entirely
 # (then KAFKA_TOPIC, or the producer's default, applies). The producer writes where its records
@@ -133,12 +157,14 @@ with DAG(
     produce = BashOperator(
         task_id="produce_users",
         bash_command=PRODUCER_COMMAND,
+        execution_timeout=PRODUCE_TIMEOUT,
         # No `env=`: the task inherits the worker's environment, where the producer finds its
         # connection settings.
     )
     await_cassandra = BashOperator(
         task_id="await_cassandra",
         bash_command=AWAIT_COMMAND,
+        execution_timeout=AWAIT_TIMEOUT,
         # The worker's environment (KAFKA_BOOTSTRAP_SERVERS, KAFKA_DLQ_TOPIC, ...) plus these.
         append_env=True,
         env={

@@ -21,6 +21,10 @@ Checks, one result line each, then `compose: N passed, M failed` (exit 1 if any 
   readiness     every long-running service has a healthcheck; every depends_on has a condition;
                 every one-shot service is awaited with service_completed_successfully (so that
                 `docker compose up -d --wait` accepts its exit 0)
+  stop-grace    the consumer service and the Airflow service that runs the producer (the scheduler)
+                have a stop_grace_period longer than their drain on SIGTERM: the consumer's
+                DRAIN_GRACE (crates/consumer/src/pipeline/rebalance.rs), the producer's
+                KAFKA_DELIVERY_TIMEOUT (its default in crates/producer/src/cli.rs), plus 5 s
   builder-stage the builder stage of docker/rust.Dockerfile and docker/airflow.Dockerfile is identical
   heap          every JVM service (Confluent images, Cassandra) sets its heap explicitly, with -Xmx
                 (MAX_HEAP_SIZE + HEAP_NEWSIZE for Cassandra) at most 75% of its mem_limit
@@ -96,6 +100,7 @@ from compose_checks.resources import check_heap, check_light_probes, check_memor
 from compose_checks.secure import SECURE_COMPOSE, check_secure  # noqa: E402
 from compose_checks.self_test import self_test  # noqa: E402
 from compose_checks.services import check_consumer_scale, check_readiness  # noqa: E402
+from compose_checks.stopping import check_stop_grace  # noqa: E402
 
 __all__ = ["load_spec", "main"]  # load_spec: tests/images resolves docker-compose.yml through it
 
@@ -136,6 +141,7 @@ def main():
     record("pushgateway-env", check_pushgateway_env(airflow, find_bin("producer", args.producer_bin)))
     record("airflow-await", check_airflow_await(services))
     record("readiness", check_readiness(services))
+    record("stop-grace", check_stop_grace(services))
     record("builder-stage", check_builder())
     if m["project"] is not None:
         record("heap", check_heap(m))

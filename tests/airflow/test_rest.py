@@ -29,3 +29,14 @@ def test_a_run_triggered_through_the_rest_api_with_a_conf_is_green_with_count_us
     assert "summary: 120 users written to Cassandra" in log, log[-3000:]
     assert "(group %s" % group in log, log[-3000:]
     assert bed.rows(consumer.keyspace) == 120, "rows in Cassandra once the run is green"
+
+
+def test_every_task_has_a_time_limit(api):
+    """A hung task fails at its execution_timeout instead of holding max_active_runs=1 for ever
+    (dags/random_user_pipeline.py, "Time limits")."""
+    tasks = api.get("/api/v2/dags/%s/tasks" % bed.DAG_ID)["tasks"]
+    assert {t["task_id"] for t in tasks} == {bed.PRODUCE, bed.AWAIT}, tasks
+    for task in tasks:
+        limit = task.get("execution_timeout") or {}
+        seconds = limit.get("days", 0) * 86400 + limit.get("seconds", 0)
+        assert seconds >= 60, (task["task_id"], limit)

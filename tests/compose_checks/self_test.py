@@ -15,6 +15,7 @@ from .model import (MONITORING, ROOT, airflow_services, consumer_services, image
 from .monitoring import check_monitoring
 from .resources import GIB, MONITORING_MEMORY_BUDGET, check_heap, check_light_probes, check_memory
 from .services import check_consumer_scale, check_readiness
+from .stopping import check_stop_grace, runs_tasks
 
 
 def self_test(compose, env_file):
@@ -45,11 +46,13 @@ def self_test(compose, env_file):
         cassandra = next(n for n, s in services.items() if image_name(s) == "cassandra")
         consumer = next(iter(consumer_services(services)))
         airflow = sorted(airflow_services(services))[0]
+        scheduler = next(n for n, s in sorted(airflow_services(services).items()) if runs_tasks(s))
         checks = {"spec": check_spec, "heap": check_heap, "memory": check_memory,
                   "light-probes": check_light_probes, "control-center": check_control_center,
                   "airflow-secrets": check_airflow_secrets, "consumer-scale": check_consumer_scale,
                   "arch": check_arch, "readiness": lambda m: check_readiness(services_of(m)),
                   "airflow-await": lambda m: check_airflow_await(services_of(m)),
+                  "stop-grace": lambda m: check_stop_grace(services_of(m)),
                   "airflow-await-dag": lambda m: check_airflow_await(services_of(m), dag_group="writers")}
         for name, fn in checks.items():
             if name != "airflow-await-dag" and fn(base):
@@ -103,6 +106,10 @@ def self_test(compose, env_file):
             ("airflow-await", "consumer in another group than the DAG's default",
              lambda m: env(m, consumer).update(KAFKA_GROUP_ID="writers")),
             ("airflow-await-dag", "DAG's consumer_group default not the consumer's group", lambda m: None),
+            ("stop-grace", "consumer without stop_grace_period", lambda m: svc(m, consumer).pop("stop_grace_period", None)),
+            ("stop-grace", "consumer stopped within its drain", lambda m: svc(m, consumer).update(stop_grace_period="30s")),
+            ("stop-grace", "producer's delivery timeout longer than the scheduler's grace",
+             lambda m: env(m, scheduler).update(KAFKA_DELIVERY_TIMEOUT="10m")),
         ]
         for check, what, mutate in tests:
             m = copy.deepcopy(base)

@@ -21,12 +21,7 @@ impl PassTo for KafkaArgs {
     /// Not the topic: each caller names its own. The password and the `--kafka-config`
     /// properties (which may hold secrets) go in the environment.
     fn pass_to(&self, child: &mut Command) {
-        // Joined as the variable is read: no value holds a ';', since the flag is split there too.
-        let config: Vec<String> = self
-            .config
-            .iter()
-            .map(|p| format!("{}={}", p.key, p.value))
-            .collect();
+        let config = common::kafka::Properties::join(self.config.iter().flat_map(|p| &p.0));
         ChildArgs::new(child)
             .flag("--bootstrap-servers", &self.bootstrap_servers)
             .flag("--topic-partitions", self.partitions.to_string())
@@ -47,7 +42,7 @@ impl PassTo for KafkaArgs {
             )
             .secret(
                 "KAFKA_CONFIG",
-                (!config.is_empty()).then(|| config.join(";")).as_deref(),
+                (!config.is_empty()).then_some(config.as_str()),
             );
     }
 }

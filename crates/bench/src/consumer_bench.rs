@@ -215,7 +215,8 @@ pub async fn load(services: &Services, topic: &str, users: &[domain::User]) -> R
     kafka.ensure_topics(&[topic]).await?;
     let mut config = kafka.client_config(&[], &[])?;
     config.set("linger.ms", "20");
-    let mut publisher = Publisher::new(&config, registry.settings()?, &registry.url, topic)?;
+    let mut publisher =
+        Publisher::new(&config, registry.settings()?, &registry.shown_url(), topic)?;
     let schema_id = publisher
         .register_schema(&registry.client()?, Duration::from_secs(30))
         .await?;

@@ -61,7 +61,7 @@ pub async fn run(args: Args) -> Result<()> {
     let mut registrar = Publisher::new(
         &producer(&args.kafka)?,
         args.registry.settings()?,
-        &args.registry.url,
+        &args.registry.shown_url(),
         &probe_topic,
     )?;
     let schema_id = registrar
@@ -164,7 +164,7 @@ async fn warmed(args: &Args, topic: &str) -> Result<Publisher> {
     let mut publisher = Publisher::new(
         &producer(&args.kafka)?,
         args.registry.settings()?,
-        &args.registry.url,
+        &args.registry.shown_url(),
         topic,
     )?;
     publisher.publish_encoded(b"warm-up", b"warm-up").await?;

@@ -5,10 +5,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use clap::Args;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
@@ -19,7 +20,7 @@ pub mod alarm;
 pub mod properties;
 
 pub use alarm::{Alarm, AlarmContext, Alarmed};
-pub use properties::Property;
+pub use properties::{Properties, Property};
 
 #[derive(Debug, Clone, Args)]
 pub struct KafkaArgs {
@@ -139,19 +140,19 @@ pub struct KafkaArgs {
     )]
     pub config_file: Option<PathBuf>,
 
-    /// Any librdkafka property as key=value; repeat the flag (in the variable, separate them
-    /// with ';'). Applied last, so it wins, except for the properties the delivery guarantee
-    /// depends on, which are refused.
+    /// Any librdkafka property as key=value; repeat the flag, or separate them with ';' (in
+    /// the variable too); a ';' inside a value is written '\;'. Applied last, so it wins,
+    /// except for the properties the delivery guarantee depends on, which are refused.
     #[arg(
         value_name = "KEY=VALUE",
         id = "kafka_config",
         short = 'X',
         long = "kafka-config",
         env = "KAFKA_CONFIG",
-        value_delimiter = ';',
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = crate::secret::hidden::<Properties>()
     )]
-    pub config: Vec<Property>,
+    pub config: Vec<Properties>,
 }
 
 /// A librdkafka property a client sets itself because its guarantee depends
@@ -190,6 +191,26 @@ pub fn producer_guarantees() -> Vec<Guarded> {
     ]
 }
 
+/// Why a Kafka client could not be made, `doing` what, without the value of the property it
+/// names: rdkafka's message quotes it, and it may be a password (or one given under a
+/// mistyped key, which no list of secret keys would recognise).
+pub fn creation_error(e: KafkaError, doing: &str) -> anyhow::Error {
+    match e {
+        KafkaError::ClientConfig(_, desc, key, value) => {
+            let desc = if value.is_empty() {
+                desc
+            } else {
+                desc.replace(&value, "***")
+            };
+            anyhow!(
+                "{doing}: the Kafka property {key} was refused: {desc} (its value is not shown). \
+                 Fix it in KAFKA_CONFIG, KAFKA_CONFIG_FILE or the --kafka-* flags."
+            )
+        }
+        e => anyhow::Error::new(e).context(doing.to_string()),
+    }
+}
+
 impl KafkaArgs {
     /// The user's properties, in order of precedence (later wins): the named
     /// flags, the properties file, then `--kafka-config`.
@@ -221,7 +242,7 @@ impl KafkaArgs {
         if let Some(path) = &self.config_file {
             props.extend(properties::read_file(path)?);
         }
-        props.extend(self.config.iter().cloned());
+        props.extend(self.config.iter().flat_map(|p| p.0.iter().cloned()));
         Ok(props)
     }
 
@@ -286,7 +307,7 @@ impl KafkaArgs {
         let probe: BaseConsumer<AlarmContext> = self
             .client_config(&[], &[])?
             .create_with_context(AlarmContext::default())
-            .context("creating a Kafka client")?;
+            .map_err(|e| creation_error(e, "creating a Kafka client"))?;
         let deadline = std::time::Instant::now() + self.connect_timeout;
         loop {
             probe.poll(Duration::from_millis(100));
@@ -327,7 +348,7 @@ impl KafkaArgs {
         let admin: AdminClient<AlarmContext> = self
             .client_config(&[], &[])?
             .create_with_context(AlarmContext::default())
-            .context("creating the Kafka admin client")?;
+            .map_err(|e| creation_error(e, "creating the Kafka admin client"))?;
         let min_insync = self.min_insync_replicas().to_string();
         let new: Vec<NewTopic> = topics
             .iter()
@@ -394,6 +415,35 @@ impl KafkaArgs {
                 self.partitions,
                 self.replication,
                 self.min_insync_replicas()
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        kafka: super::KafkaArgs,
+    }
+
+    #[test]
+    fn a_refused_property_is_named_without_its_value() {
+        // A password under a mistyped key, and a value librdkafka quotes when it refuses it.
+        for (config, key, secret) in [
+            (r"sasl.pasword=hun\;ter2", "sasl.pasword", "ter2"),
+            ("linger.ms=hunter2", "linger.ms", "hunter2"),
+        ] {
+            let cli = Cli::try_parse_from(["cli", "-X", config]).expect("parses");
+            let err = format!("{:#}", cli.kafka.wait_for_broker().expect_err("refused"));
+            assert!(
+                err.contains(&format!("the Kafka property {key} was refused"))
+                    && err.contains("KAFKA_CONFIG")
+                    && !err.contains(secret),
+                "{err}"
             );
         }
     }

@@ -36,7 +36,8 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // URL passwords quoted by any message (ours or a library's) are redacted on the way out.
+        .with_writer(crate::redact::Stderr)
         // Colour only on a terminal: Airflow task logs and `docker logs` show escape codes raw.
         .with_ansi(std::io::stderr().is_terminal());
     match format {

@@ -51,7 +51,8 @@ pub struct RegistryArgs {
         id = "schema_registry_basic_auth_user_info",
         long = "schema-registry-basic-auth-user-info",
         env = "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = crate::secret::hidden::<UserInfo>()
     )]
     pub basic_auth: Option<UserInfo>,
 
@@ -80,6 +81,11 @@ impl RegistryArgs {
 
     fn base(&self) -> String {
         self.url.trim_end_matches('/').to_string()
+    }
+
+    /// The registry's URL as messages show it: a password in it is `***`.
+    pub fn shown_url(&self) -> String {
+        crate::redact::url_passwords(&self.base()).into_owned()
     }
 
     /// The HTTP client both the converter and our own calls use: same
@@ -113,9 +119,12 @@ impl RegistryArgs {
         if let Some(auth) = &self.basic_auth {
             settings.set_basic_authorization(&auth.user, Some(auth.password.expose()));
         }
-        settings
-            .build_with(self.http()?)
-            .map_err(|e| anyhow!("schema registry URL {:?} is not usable: {e}", self.url))
+        settings.build_with(self.http()?).map_err(|e| {
+            anyhow!(
+                "schema registry URL {:?} is not usable: {e}. Check SCHEMA_REGISTRY_URL.",
+                self.shown_url()
+            )
+        })
     }
 
     /// The registry client, once the start-up check of `topic`'s value
@@ -136,6 +145,7 @@ impl RegistryArgs {
             .map_err(|e| anyhow!("building the schema registry HTTP client: {e}"))?;
         Ok(Registry {
             base: self.base(),
+            shown: self.shown_url(),
             http,
             auth: self.basic_auth.clone(),
             connect_timeout: self.connect_timeout,
@@ -147,6 +157,8 @@ impl RegistryArgs {
 #[derive(Debug, Clone)]
 pub struct Registry {
     base: String,
+    /// `base` as messages show it (see [`RegistryArgs::shown_url`]).
+    shown: String,
     http: reqwest::Client,
     auth: Option<UserInfo>,
     connect_timeout: Duration,
@@ -161,8 +173,9 @@ pub struct Answer {
 }
 
 impl Registry {
+    /// The registry's URL as messages show it: a password in it is `***`.
     pub fn url(&self) -> &str {
-        &self.base
+        &self.shown
     }
 
     async fn call(&self, mut request: reqwest::RequestBuilder) -> Result<Answer, Fault> {
@@ -217,7 +230,7 @@ impl Registry {
                     "the TLS certificate of the schema registry at {} is not trusted: {}. Point \
                      SCHEMA_REGISTRY_SSL_CA_LOCATION at the CA that signed it (or add the CA to \
                      the system store).",
-                    self.base,
+                    self.shown,
                     root_cause(e)
                 ),
             )
@@ -226,7 +239,7 @@ impl Registry {
                 "registry",
                 format!(
                     "the schema registry at {} did not answer: {}",
-                    self.base,
+                    self.shown,
                     root_cause(e)
                 ),
             )
@@ -288,7 +301,7 @@ impl Registry {
             404 => format!(
                 "{} does not look like a Confluent-compatible registry API: check \
                  SCHEMA_REGISTRY_URL (its base URL; for Apicurio it ends in /apis/ccompat/v7)",
-                self.base
+                self.shown
             ),
             _ if class == Class::Retry => "the registry is failing; retrying".to_string(),
             _ => "check SCHEMA_REGISTRY_URL and the registry's own log".to_string(),
@@ -298,7 +311,7 @@ impl Registry {
             "registry",
             format!(
                 "schema registry at {} answered HTTP {status} {doing} ({said}): {fix}",
-                self.base
+                self.shown
             ),
         )
     }
@@ -309,11 +322,15 @@ impl Registry {
     pub async fn classify_lookup(&self, id: u32, e: &SRCError) -> Fault {
         let doing = format!("looking up schema id {id}");
         if let Some(class) = lookup_class(e) {
-            let message = format!("schema registry at {}: {doing}: {}", self.base, describe(e));
+            let message = format!(
+                "schema registry at {}: {doing}: {}",
+                self.shown,
+                describe(e)
+            );
             return match class {
                 Class::Poison => Fault::poison(
                     "schema",
-                    format!("schema id {id} is not in the registry at {}", self.base),
+                    format!("schema id {id} is not in the registry at {}", self.shown),
                 ),
                 Class::Fatal => match e.source().and_then(|s| s.downcast_ref::<RawError>()) {
                     // Re-ask to name the status and the fix.
@@ -336,7 +353,7 @@ impl Registry {
         match self.get(&format!("/schemas/ids/{id}")).await {
             Ok(a) if a.error_code == Some(SCHEMA_NOT_FOUND) => Fault::poison(
                 "schema",
-                format!("schema id {id} is not in the registry at {}", self.base),
+                format!("schema id {id} is not in the registry at {}", self.shown),
             ),
             // The registry has it, so what the converter refused is the schema itself.
             Ok(a) if (200..300).contains(&a.status) => Fault::poison(

@@ -1,7 +1,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
 use consumer::metrics::Metrics;
 use consumer::Args;
 
@@ -19,7 +18,7 @@ async fn await_run(args: Args, wait: consumer::cli::AwaitArgs) -> ExitCode {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = common::cli::parse();
     if args.healthcheck {
         return match consumer::http::check(args.http_addr).await {
             Ok(()) => ExitCode::SUCCESS,

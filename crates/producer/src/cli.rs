@@ -84,7 +84,7 @@ pub struct Args {
 
     /// When the run ends, push its outcome (users published, rejected, failed; success) to
     /// this Prometheus Pushgateway, e.g. http://pushgateway:9091. A failed push is a warning.
-    #[arg(long, env = "PRODUCER_PUSHGATEWAY_URL")]
+    #[arg(long, env = "PRODUCER_PUSHGATEWAY_URL", value_parser = common::redact::UrlParser)]
     pub pushgateway_url: Option<reqwest::Url>,
 
     #[command(flatten)]

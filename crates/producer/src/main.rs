@@ -1,12 +1,11 @@
 use std::process::ExitCode;
 
-use clap::Parser;
 use producer::Args;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     common::memory::keep_freed_memory();
-    let args = Args::parse();
+    let args: Args = common::cli::parse();
     args.log.init();
     common::storm::spawn_flusher();
     let pushgateway = args.pushgateway_url.clone();
@@ -14,5 +13,9 @@ async fn main() -> ExitCode {
     if let Some(url) = &pushgateway {
         producer::push::outcome(url, &summary).await;
     }
-    common::cli::exit("producer", summary)
+    let interrupted = producer::run::interrupted_by(&summary);
+    let code = common::cli::exit("producer", summary);
+    interrupted.map_or(code, |signal| {
+        ExitCode::from(common::shutdown::exit_code(signal))
+    })
 }

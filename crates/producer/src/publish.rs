@@ -162,7 +162,8 @@ pub fn value_strategy(topic: &str) -> SubjectNameStrategy {
 }
 
 impl Publisher {
-    /// A publisher whose Kafka producer is made from `config`.
+    /// A publisher whose Kafka producer is made from `config`; `registry_url` is the registry's
+    /// as messages show it (`RegistryArgs::shown_url`).
     pub fn new(
         config: &ClientConfig,
         registry: SrSettings,

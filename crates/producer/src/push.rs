@@ -112,12 +112,9 @@ fn render(result: &anyhow::Result<Summary>, now: f64) -> String {
     out
 }
 
-/// The URL as logs may show it: no user or password.
+/// The URL as logs may show it: its password `***`.
 fn shown(url: &reqwest::Url) -> String {
-    let mut shown = url.clone();
-    let _ = shown.set_username("");
-    let _ = shown.set_password(None);
-    shown.to_string()
+    common::redact::url_passwords(url.as_str()).into_owned()
 }
 
 #[cfg(test)]
@@ -154,6 +151,7 @@ mod tests {
                 failed: 5,
                 ..summary()
             },
+            signal: None,
         }
         .into());
         let text = render(&failed, 1_700_000_000.0);
@@ -167,6 +165,6 @@ mod tests {
     #[test]
     fn logs_never_show_the_password() {
         let url: reqwest::Url = "http://ops:hunter2@pushgateway:9091/".parse().unwrap();
-        assert_eq!(shown(&url), "http://pushgateway:9091/");
+        assert_eq!(shown(&url), "http://ops:***@pushgateway:9091/");
     }
 }

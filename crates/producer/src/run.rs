@@ -39,11 +39,33 @@ impl std::fmt::Display for Summary {
 pub struct RunError {
     pub reason: String,
     pub summary: Summary,
+    /// The signal that stopped it, if one did: the exit code says so
+    /// (`common::shutdown::exit_code`).
+    pub signal: Option<&'static str>,
+}
+
+/// The signal that stopped a run, if one did.
+pub fn interrupted_by(result: &Result<Summary>) -> Option<&'static str> {
+    result
+        .as_ref()
+        .err()
+        .and_then(|e| e.downcast_ref::<RunError>())
+        .and_then(|r| r.signal)
+}
+
+/// Why publishing stopped before the pages ran out.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Early {
+    /// A signal (SIGTERM, SIGINT) asked the run to stop.
+    Signal(&'static str),
+    /// A page could not be fetched, or Kafka refused a record.
+    Failed(String),
 }
 
 /// Runs the producer to completion. `Ok` only if every accepted user was
-/// delivered; on any failure, the records already accepted are still flushed
-/// and counted before the error is returned.
+/// delivered; on any failure or signal, the records already accepted are still flushed
+/// and counted, and where the delivered ones landed is written (`--landed-file`), before
+/// the error is returned.
 pub async fn run(
     args: Args,
     stop: impl std::future::Future<Output = &'static str>,
@@ -67,10 +89,12 @@ pub async fn run(
     let mut publisher = Publisher::new(
         &config,
         args.registry.settings()?,
-        &args.registry.url,
+        &args.registry.shown_url(),
         &args.kafka.topic,
     )
-    .context("creating the Kafka producer (check --compression)")?;
+    .map_err(|e| {
+        common::kafka::creation_error(e, "creating the Kafka producer (check --compression)")
+    })?;
     let schema_id = publisher
         .register_schema(&registry, args.registry.connect_timeout)
         .await?;
@@ -90,21 +114,31 @@ pub async fn run(
 
     let delivered = publisher.finish(args.delivery_timeout).await?;
     summary.seconds = started.elapsed().as_secs_f64();
-    let summary = settle(summary, &delivered, failure)?;
-    if let Some(path) = &args.landed_file {
-        let landed = delivered
-            .spans
-            .into_landed(&args.kafka.topic, summary.published, started_ms);
+    // Whatever stopped the run, what was delivered is on the topic for good: the landed file
+    // names it, so it can be awaited (`consumer await-run`) like a whole run.
+    let landed = args.landed_file.as_ref().map(|path| {
+        let landed =
+            delivered
+                .spans
+                .clone()
+                .into_landed(&args.kafka.topic, delivered.delivered, started_ms);
         std::fs::write(path, landed.to_json() + "\n").with_context(|| {
             format!(
-                "all {} users were published, but writing where they landed to {} failed \
+                "{} users were published, but writing where they landed to {} failed \
                  (check PRODUCER_LANDED_FILE)",
-                summary.published,
+                delivered.delivered,
                 path.display()
             )
-        })?;
+        })
+    });
+    match (settle(summary, &delivered, failure), landed) {
+        (Ok(_), Some(Err(e))) => Err(e),
+        (Err(e), Some(Err(not_written))) => {
+            tracing::error!("{not_written:#}");
+            Err(e)
+        }
+        (result, _) => result,
     }
-    Ok(summary)
 }
 
 /// Closes the books: `Ok` only if every accepted user is on the topic. Any
@@ -113,10 +147,22 @@ pub async fn run(
 pub fn settle(
     mut summary: Summary,
     delivered: &Delivered,
-    failure: Option<String>,
+    early: Option<Early>,
 ) -> Result<Summary> {
     summary.published = delivered.delivered;
     summary.failed = delivered.failed();
+    let signal = match early {
+        Some(Early::Signal(signal)) => Some(signal),
+        _ => None,
+    };
+    let failure = early.map(|early| match early {
+        Early::Signal(signal) => format!(
+            "interrupted by {signal} before the run's goal: the {} users already handed to \
+             Kafka were flushed ({} delivered), and --landed-file names where they landed",
+            delivered.enqueued, delivered.delivered
+        ),
+        Early::Failed(reason) => reason,
+    });
     let failure = failure.or_else(|| {
         (summary.failed > 0).then(|| {
             format!(
@@ -130,7 +176,12 @@ pub fn settle(
     });
     match failure {
         None => Ok(summary),
-        Some(reason) => Err(RunError { reason, summary }.into()),
+        Some(reason) => Err(RunError {
+            reason,
+            summary,
+            signal,
+        }
+        .into()),
     }
 }
 
@@ -195,24 +246,27 @@ pub struct Pace {
 /// Publishes every user of every page until the pages run out, a page fails,
 /// Kafka refuses a record or `stop` fires. Returns the counts so far and the
 /// reason it stopped early, if it did; deliveries are still to be awaited.
+///
+/// `stop` is heeded between two records too, not only between pages: a paced page of 5 000
+/// users takes 5 s at 1 000/s, longer than a supervisor may wait after its SIGTERM.
 pub async fn publish_pages(
     publisher: &mut Publisher,
     mut pages: mpsc::Receiver<Fetched>,
     pace: Pace,
     stop: impl std::future::Future<Output = &'static str>,
-) -> (Summary, Option<String>) {
+) -> (Summary, Option<Early>) {
     let started = Instant::now();
     let mut summary = Summary::default();
     let mut last_progress = Instant::now();
     tokio::pin!(stop);
     for page in 1u64.. {
         let next = tokio::select! {
-            signal = &mut stop => return (summary, Some(format!("interrupted by {signal}"))),
+            signal = &mut stop => return (summary, Some(Early::Signal(signal))),
             next = pages.recv() => next,
         };
         let framed = match next {
             None => break,
-            Some(Err(reason)) => return (summary, Some(reason)),
+            Some(Err(reason)) => return (summary, Some(Early::Failed(reason))),
             Some(Ok(p)) => p,
         };
         summary.fetched += framed.fetched() as u64;
@@ -225,19 +279,29 @@ pub async fn publish_pages(
             publisher.not_encodable(reason);
         }
         for (key, value) in framed.records.iter() {
-            if pace.rate > 0.0 {
-                let due =
-                    started + Duration::from_secs_f64(publisher.enqueued() as f64 / pace.rate);
-                // A tick's users at once, not one wake per user: a sleep per user woke this
-                // task and librdkafka's broker thread a thousand times a second at 1 000/s
-                // and cost 300-700 µs of CPU per user, against about 20 unpaced. The rate
-                // over any second is unchanged.
-                if due.saturating_duration_since(Instant::now()) >= PACE_TICK {
-                    tokio::time::sleep_until(due.into()).await;
+            let send = async {
+                if pace.rate > 0.0 {
+                    let due =
+                        started + Duration::from_secs_f64(publisher.enqueued() as f64 / pace.rate);
+                    // A tick's users at once, not one wake per user: a sleep per user woke
+                    // this task and librdkafka's broker thread a thousand times a second at
+                    // 1 000/s and cost 300-700 µs of CPU per user, against about 20 unpaced.
+                    // The rate over any second is unchanged.
+                    if due.saturating_duration_since(Instant::now()) >= PACE_TICK {
+                        tokio::time::sleep_until(due.into()).await;
+                    }
                 }
-            }
-            if let Err(e) = publisher.publish_encoded(key, value).await {
-                return (summary, Some(format!("{e:#}")));
+                publisher.publish_encoded(key, value).await
+            };
+            // Dropping `send` at a signal loses nothing: a record is counted once the client
+            // has it, and one it does not have yet is simply not sent.
+            let sent = tokio::select! {
+                biased;
+                signal = &mut stop => return (summary, Some(Early::Signal(signal))),
+                sent = send => sent,
+            };
+            if let Err(e) = sent {
+                return (summary, Some(Early::Failed(format!("{e:#}"))));
             }
         }
         if last_progress.elapsed() >= pace.progress_interval {
@@ -275,6 +339,7 @@ mod tests {
         let err = settle(Summary::default(), &delivered, None).expect_err("losses fail the run");
         let run = err.downcast_ref::<RunError>().expect("RunError");
         assert_eq!((run.summary.published, run.summary.failed), (7, 5));
+        assert_eq!(run.signal, None, "a failure, not an interruption");
         assert!(run
             .reason
             .starts_with("5 record(s) not published (2 not encodable, 3 not delivered)"));
@@ -286,11 +351,19 @@ mod tests {
         };
         let summary = settle(Summary::default(), &clean, None).expect("all delivered");
         assert_eq!((summary.published, summary.failed), (3, 0));
-        assert!(settle(
+        let interrupted = settle(Summary::default(), &clean, Some(Early::Signal("SIGTERM")));
+        assert_eq!(interrupted_by(&interrupted), Some("SIGTERM"));
+        let run = interrupted.expect_err("a stopped run is not a success");
+        let run = run.downcast_ref::<RunError>().expect("RunError");
+        assert!(
+            run.reason.starts_with("interrupted by SIGTERM") && run.summary.published == 3,
+            "{run}"
+        );
+        let failed = settle(
             Summary::default(),
             &clean,
-            Some("interrupted by SIGTERM".into())
-        )
-        .is_err());
+            Some(Early::Failed("gone".into())),
+        );
+        assert_eq!(interrupted_by(&failed), None);
     }
 }

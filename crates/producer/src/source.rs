@@ -27,6 +27,8 @@ pub struct ApiSettings {
 pub struct ApiSource {
     client: reqwest::Client,
     url: String,
+    /// `url` as messages show it: a password in it is `***`.
+    shown: String,
     seed: Option<String>,
     nat: Option<String>,
     max_retries: u32,
@@ -53,6 +55,7 @@ impl ApiSource {
         Ok(ApiSource {
             client,
             url: settings.url.clone(),
+            shown: common::redact::url_passwords(&settings.url).into_owned(),
             seed: settings.seed.clone(),
             nat: settings.nat.clone(),
             max_retries: settings.max_retries,
@@ -81,7 +84,7 @@ impl ApiSource {
                     "the Random User API at {} failed {} times; last: {reason}. It may be \
                      rate-limiting or down: try again later, lower --batch-size or --rate, or \
                      raise --max-retries.",
-                    self.url,
+                    self.shown,
                     backoff.attempts() + 1,
                 );
             }
@@ -123,11 +126,11 @@ impl ApiSource {
                     Attempt::Fatal(format!(
                         "the TLS certificate of {} is not trusted: {}. Behind a private CA, \
                          add it to the system store or point SSL_CERT_FILE at a bundle with it.",
-                        self.url,
+                        self.shown,
                         root_cause(&e)
                     ))
                 } else {
-                    Attempt::Retry(describe(&self.url, &e), None)
+                    Attempt::Retry(describe(&self.shown, &e), None)
                 }
             })?;
         let status = response.status();
@@ -140,7 +143,7 @@ impl ApiSource {
         let body = response
             .bytes()
             .await
-            .map_err(|e| Attempt::Retry(describe(&self.url, &e), None))?;
+            .map_err(|e| Attempt::Retry(describe(&self.shown, &e), None))?;
         let said = || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
 
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -159,7 +162,7 @@ impl ApiSource {
             return Err(Attempt::Fatal(format!(
                 "the Random User API at {} refused the request with HTTP {status}: {}. Check \
                  --api-url and --nat.",
-                self.url,
+                self.shown,
                 said()
             )));
         }

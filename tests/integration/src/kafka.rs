@@ -81,6 +81,22 @@ pub fn record_count(services: &Services, topic: &str) -> i64 {
         .sum()
 }
 
+/// Each partition of `topic` that holds records: its low and high watermarks (the first
+/// offset and one past the last).
+pub fn watermarks(services: &Services, topic: &str) -> Vec<(i32, i64, i64)> {
+    let consumer = client(services, &crate::unique("watermarks"));
+    partitions(&consumer, topic)
+        .into_iter()
+        .map(|p| {
+            let (low, high) = asked_again(&format!("the watermarks of {topic}-{p}"), || {
+                consumer.fetch_watermarks(topic, p, Duration::from_secs(10))
+            });
+            (p, low, high)
+        })
+        .filter(|&(_, low, high)| high > low)
+        .collect()
+}
+
 /// A partition's high watermark.
 fn high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> i64 {
     asked_again(

@@ -395,3 +395,66 @@ async fn duration_streams_until_the_time_is_up_at_the_capped_rate() {
         published
     );
 }
+
+#[tokio::test]
+async fn sigterm_mid_page_stops_promptly_and_the_landed_file_names_what_reached_kafka() {
+    let s = Services::from_env();
+    let api = FakeApi::start().await;
+    let topic = unique("sigterm");
+    let landed_path = std::env::temp_dir().join(format!("{topic}.landed.json"));
+    // One page of 5 000 users at 200/s: 25 s to publish it, so any stop is mid-page.
+    let child = producer(
+        &s,
+        &api,
+        &topic,
+        &["--count", "5000", "--batch-size", "5000", "--rate", "200"],
+    )
+    .arg("--landed-file")
+    .arg(&landed_path)
+    .spawn()
+    .expect("spawn producer");
+
+    // Publishing has begun (so the producer listens for signals) once records are on the topic.
+    let deadline = std::time::Instant::now() + LIMIT;
+    while record_count(&s, &topic) < 100 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no records on {topic}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let signalled = std::time::Instant::now();
+    bins::terminate(&child);
+    let out = bins::finish(child, LIMIT).await;
+    let took = signalled.elapsed();
+
+    assert_eq!(out.code, Some(143), "SIGTERM's exit code: {out}");
+    assert!(
+        took < Duration::from_secs(10),
+        "stopped {took:?} after SIGTERM, not mid-page: {out}"
+    );
+    assert!(out.stderr.contains("interrupted by SIGTERM"), "{out}");
+    let landed = common::landed::Landed::parse(
+        &std::fs::read_to_string(&landed_path).expect("a landed file on an interrupted run"),
+    )
+    .expect("the landed file parses");
+    let published = out.summary("published");
+    assert!(
+        published > 0 && published < 5000,
+        "published {published} of 5000: {out}"
+    );
+    assert_eq!(landed.published, published, "{landed:?}");
+    // The run was the topic's only writer: its spans are the topic's records, exactly.
+    let on_topic: Vec<(i32, i64, i64)> = integration::kafka::watermarks(&s, &topic);
+    let spans: Vec<(i32, i64, i64)> = landed
+        .partitions
+        .iter()
+        .map(|p| (p.partition, p.first, p.end))
+        .collect();
+    assert_eq!(
+        spans, on_topic,
+        "landed spans against the topic's watermarks"
+    );
+    assert_eq!(landed.offsets(), published as i64);
+    let _ = std::fs::remove_file(&landed_path);
+}

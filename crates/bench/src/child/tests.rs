@@ -55,7 +55,8 @@ fn a_child_reads_the_kafka_settings_it_is_passed() {
         "--kafka-ssl-ca-location=/etc/ca.pem",
         "--kafka-config-file=/etc/client.properties",
         "-X",
-        "ssl.key.password=hunter3",
+        // A `;` in a password survives the trip through KAFKA_CONFIG.
+        r"ssl.key.password=hunter3\;x",
         "-X",
         "linger.ms=5",
     ])
@@ -68,10 +69,16 @@ fn a_child_reads_the_kafka_settings_it_is_passed() {
     // Each caller names its own topic.
     assert_eq!(read.topic, "users_created");
     read.topic = parent.topic.clone();
+    // Several -X arrive as one KAFKA_CONFIG: the same properties, in the same order.
+    let properties = |k: &KafkaArgs| -> Vec<common::kafka::Property> {
+        k.config.iter().flat_map(|p| p.0.clone()).collect()
+    };
+    assert!(properties(&read) == properties(&parent));
+    assert_eq!(read.config[0].0[0].value, "hunter3;x");
+    read.config = parent.config.clone();
     // Debug hides the secrets: compare them apart.
     assert_eq!(format!("{read:?}"), format!("{parent:?}"));
     assert_eq!(read.sasl_password.unwrap().expose(), "hunter2");
-    assert_eq!(read.config[0].value, "hunter3");
 }
 
 #[test]

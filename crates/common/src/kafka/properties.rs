@@ -1,5 +1,6 @@
 //! librdkafka properties given by the user: `--kafka-config key=value`
-//! (repeated, like kcat's `-X`) and a properties file (`key=value` lines, `#`
+//! (repeated, like kcat's `-X`; several in one value or in `KAFKA_CONFIG`, `;`-separated,
+//! a `;` inside a value written `\;`) and a properties file (`key=value` lines, `#`
 //! comments, like a Java client's `client.properties`). Values of keys that
 //! hold secrets never print.
 
@@ -50,6 +51,66 @@ impl FromStr for Property {
     }
 }
 
+/// The properties of one `--kafka-config` value (or `KAFKA_CONFIG`): `key=value` entries
+/// separated by `;`. A password may hold a `;`, so `\;` is a `;` in a value and `\\` a
+/// backslash; any other backslash is kept as it is (a Windows path needs no escaping).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Properties(pub Vec<Property>);
+
+impl FromStr for Properties {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Properties, String> {
+        let mut entries = vec![String::new()];
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (c, chars.peek()) {
+                ('\\', Some(&next @ (';' | '\\'))) => {
+                    chars.next();
+                    entries.last_mut().expect("one entry").push(next);
+                }
+                (';', _) => entries.push(String::new()),
+                (c, _) => entries.last_mut().expect("one entry").push(c),
+            }
+        }
+        let count = entries.len();
+        entries
+            .iter()
+            .enumerate()
+            // `a=1;` and `a=1;;b=2` are a slip, not an entry.
+            .filter(|(_, e)| !e.trim().is_empty())
+            .map(|(n, e)| {
+                e.parse().map_err(|why| {
+                    if count == 1 {
+                        why
+                    } else {
+                        // Which entry, never its text: a password cut at an unescaped `;` is
+                        // one of them.
+                        format!(
+                            "entry {} of {count} (counting by `;`): {why}; a `;` inside a value \
+                             is written \\;",
+                            n + 1
+                        )
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(Properties)
+    }
+}
+
+impl Properties {
+    /// `props` as one `KAFKA_CONFIG` value, escaped so that it parses back to them.
+    pub fn join<'a>(props: impl IntoIterator<Item = &'a Property>) -> String {
+        let escape = |s: &str| s.replace('\\', r"\\").replace(';', r"\;");
+        props
+            .into_iter()
+            .map(|p| format!("{}={}", escape(&p.key), escape(&p.value)))
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+}
+
 /// Reads a properties file: `key=value` per line, blank lines and `#`/`!` comments skipped.
 pub fn read_file(path: &Path) -> Result<Vec<Property>> {
     let text = std::fs::read_to_string(path)
@@ -87,5 +148,50 @@ mod tests {
             .to_string();
         assert!(err.contains("line 1") && !err.contains("hunter2"), "{err}");
         assert!(is_secret("ssl.key.password") && !is_secret("ssl.ca.location"));
+    }
+
+    fn entries(s: &str) -> Vec<(String, String)> {
+        let props: Properties = s.parse().expect("parses");
+        props.0.into_iter().map(|p| (p.key, p.value)).collect()
+    }
+
+    #[test]
+    fn a_semicolon_in_a_value_survives_when_escaped() {
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            entries(r"sasl.password=pa\;ss;linger.ms=5"),
+            [pair("sasl.password", "pa;ss"), pair("linger.ms", "5")]
+        );
+        assert_eq!(
+            entries(r"ssl.key.password=ends\\;ssl.ca.location=C:\certs\ca.pem;"),
+            [
+                pair("ssl.key.password", r"ends\"),
+                pair("ssl.ca.location", r"C:\certs\ca.pem")
+            ],
+            "an escaped backslash ends the value; other backslashes are kept"
+        );
+        assert_eq!(entries("a=1;;b=2"), [pair("a", "1"), pair("b", "2")]);
+        assert!(entries("").is_empty());
+        let props: Properties = r"sasl.password=a\;b\\;ssl.ca.location=C:\x"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            Properties::join(&props.0).parse::<Properties>().unwrap(),
+            props,
+            "join is what parses back"
+        );
+    }
+
+    #[test]
+    fn an_unescaped_semicolon_in_a_password_is_refused_without_quoting_it() {
+        let err = "linger.ms=5;sasl.password=hun;ter2"
+            .parse::<Properties>()
+            .expect_err("`ter2` is not key=value");
+        assert!(
+            err.starts_with("entry 3 of 3") && err.contains(r"\;") && !err.contains("ter2"),
+            "{err}"
+        );
+        let err = "sasl.password".parse::<Properties>().expect_err("no =");
+        assert!(err.starts_with("expected key=value"), "{err}");
     }
 }
