@@ -27,9 +27,8 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use common::backoff::Backoff;
-use common::kafka::{AlarmContext, Guarded, KafkaArgs};
+use common::kafka::{Guarded, KafkaArgs};
 use rdkafka::consumer::Consumer;
-use rdkafka::producer::FutureProducer;
 
 pub use progress::Summary;
 
@@ -52,8 +51,9 @@ pub async fn run(
     stop: impl std::future::Future<Output = &'static str>,
 ) -> Result<Summary> {
     let started = Instant::now();
-    args.kafka
-        .ensure_topics(&[&args.kafka.topic, &args.dlq_topic])
+    let dlq_limit = args
+        .kafka
+        .ensure_source_and_dead_letter_topics(&args.kafka.topic, &args.dlq_topic)
         .await?;
     metrics.kafka.observe(true);
     let registry = args.registry.connect(&args.kafka.topic).await?;
@@ -69,12 +69,7 @@ pub async fn run(
         &args.group_id,
         Rebalancing::new(in_flight.clone(), metrics.clone(), DRAIN_GRACE),
     )?);
-    // Its context routes librdkafka's warnings into the Kafka storm like the consumer's.
-    let dlq_producer: FutureProducer<AlarmContext> = args
-        .kafka
-        .client_config(&[], &common::kafka::producer_guarantees())?
-        .create_with_context(AlarmContext::default())
-        .context("creating the dead-letter producer")?;
+    let dlq = DeadLetters::create(&args.kafka, &args.dlq_topic, dlq_limit)?;
     let decoder = Arc::new(Decoder::new(args.registry.settings()?, registry.clone()));
 
     let watcher = tokio::spawn(
@@ -94,7 +89,7 @@ pub async fn run(
         Writer {
             decoder: decoder.clone(),
             sink,
-            dlq: DeadLetters::new(dlq_producer, &args.dlq_topic),
+            dlq,
             backoff: Backoff::new(args.retry_backoff, args.retry_max_backoff),
             in_flight: in_flight.clone(),
             halt: halt.clone(),
