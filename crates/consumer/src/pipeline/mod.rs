@@ -33,7 +33,7 @@ use rdkafka::consumer::Consumer;
 pub use progress::Summary;
 
 use crate::cli::Args;
-use crate::decode::Decoder;
+use crate::decode::{DecodeSettings, Decoder};
 use crate::dlq::DeadLetters;
 use crate::metrics::Metrics;
 use crate::sink::Sink;
@@ -70,7 +70,14 @@ pub async fn run(
         Rebalancing::new(in_flight.clone(), metrics.clone(), DRAIN_GRACE),
     )?);
     let dlq = DeadLetters::create(&args.kafka, &args.dlq_topic, dlq_limit)?;
-    let decoder = Arc::new(Decoder::new(args.registry.settings()?, registry.clone()));
+    let decoder = Arc::new(Decoder::new(
+        args.registry.settings()?,
+        registry.clone(),
+        DecodeSettings {
+            subject: format!("{}-value", args.kafka.topic),
+            unknown_schema_retry: args.unknown_schema_retry,
+        },
+    ));
 
     let watcher = tokio::spawn(
         Watcher {
