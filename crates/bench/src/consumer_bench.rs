@@ -370,6 +370,10 @@ async fn decode_cost(args: &Args, topic: &str, group: &str) -> Result<f64> {
     let decoder = consumer::decode::Decoder::new(
         args.services.registry.settings()?,
         args.services.registry.client()?,
+        consumer::decode::DecodeSettings {
+            subject: format!("{topic}-value"),
+            unknown_schema_retry: Duration::ZERO,
+        },
     );
     // The first record fetches the writer schema from the registry: not part of the cost.
     decoder

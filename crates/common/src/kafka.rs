@@ -18,6 +18,7 @@ use crate::secret::Secret;
 
 pub mod alarm;
 pub mod properties;
+pub mod topic_config;
 
 pub use alarm::{Alarm, AlarmContext, Alarmed};
 pub use properties::{Properties, Property};
@@ -344,21 +345,71 @@ impl KafkaArgs {
     /// Creates `topics` unless they exist. The pipeline never relies on broker
     /// auto-creation, which is off in production clusters.
     pub async fn ensure_topics(&self, topics: &[&str]) -> Result<()> {
+        let admin = self.admin().await?;
+        self.create_missing(&admin, topics, &[]).await
+    }
+
+    /// The consumer's topics: `source`, then its dead-letter topic `dlq`, created (if
+    /// missing) with the source's `max.message.bytes` when the source sets its own, since a
+    /// dead letter carries a source record. Returns the DLQ's `max.message.bytes` as the
+    /// brokers report it (`None` if they would not say).
+    pub async fn ensure_source_and_dead_letter_topics(
+        &self,
+        source: &str,
+        dlq: &str,
+    ) -> Result<Option<usize>> {
+        let admin = self.admin().await?;
+        self.create_missing(&admin, &[source], &[]).await?;
+        let limit = topic_config::setting(
+            &admin,
+            source,
+            topic_config::MAX_MESSAGE_BYTES,
+            self.connect_timeout,
+        )
+        .await;
+        let copied: Vec<(&str, &str)> = match &limit {
+            Some((bytes, true)) => vec![(topic_config::MAX_MESSAGE_BYTES, bytes.as_str())],
+            _ => vec![],
+        };
+        self.create_missing(&admin, &[dlq], &copied).await?;
+        let dlq_limit = topic_config::setting(
+            &admin,
+            dlq,
+            topic_config::MAX_MESSAGE_BYTES,
+            self.connect_timeout,
+        )
+        .await;
+        Ok(dlq_limit.and_then(|(bytes, _)| bytes.parse().ok()))
+    }
+
+    /// An admin client, once a broker answers.
+    async fn admin(&self) -> Result<AdminClient<AlarmContext>> {
         tokio::task::block_in_place(|| self.wait_for_broker())?;
-        let admin: AdminClient<AlarmContext> = self
-            .client_config(&[], &[])?
+        self.client_config(&[], &[])?
             .create_with_context(AlarmContext::default())
-            .map_err(|e| creation_error(e, "creating the Kafka admin client"))?;
+            .map_err(|e| creation_error(e, "creating the Kafka admin client"))
+    }
+
+    /// Creates those of `topics` that do not exist, each with the `settings` given.
+    async fn create_missing(
+        &self,
+        admin: &AdminClient<AlarmContext>,
+        topics: &[&str],
+        settings: &[(&str, &str)],
+    ) -> Result<()> {
         let min_insync = self.min_insync_replicas().to_string();
         let new: Vec<NewTopic> = topics
             .iter()
             .map(|t| {
-                NewTopic::new(
-                    t,
-                    self.partitions,
-                    TopicReplication::Fixed(self.replication),
+                settings.iter().fold(
+                    NewTopic::new(
+                        t,
+                        self.partitions,
+                        TopicReplication::Fixed(self.replication),
+                    )
+                    .set("min.insync.replicas", &min_insync),
+                    |topic, (key, value)| topic.set(key, value),
                 )
-                .set("min.insync.replicas", &min_insync)
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(self.connect_timeout));
@@ -408,13 +459,17 @@ impl KafkaArgs {
             };
             bail!(
                 "could not create topic {topic} on {}: {code}. Check that the cluster allows \
-                 {} partitions with replication factor {} and min.insync.replicas {} \
+                 {} partitions with replication factor {} and min.insync.replicas {}{} \
                  (KAFKA_TOPIC_PARTITIONS, KAFKA_TOPIC_REPLICATION, \
                  KAFKA_TOPIC_MIN_INSYNC_REPLICAS), and that this user may create topics.",
                 self.bootstrap_servers,
                 self.partitions,
                 self.replication,
-                self.min_insync_replicas()
+                self.min_insync_replicas(),
+                settings
+                    .iter()
+                    .map(|(key, value)| format!(" and {key} {value}"))
+                    .collect::<String>()
             );
         }
     }

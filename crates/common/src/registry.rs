@@ -316,10 +316,11 @@ impl Registry {
         )
     }
 
-    /// The class of a failed lookup of schema `id` by the converter. A schema
-    /// id the registry does not know is the record's fault (poison); a refusal
-    /// or a wrong URL is ours (fatal); trouble on the way is transient.
-    pub async fn classify_lookup(&self, id: u32, e: &SRCError) -> Fault {
+    /// What a failed lookup of schema `id` by the converter means. A schema id the
+    /// registry does not know (`40403`) is [`Lookup::Unknown`]: the caller decides how long
+    /// to wait for it. A refusal or a wrong URL is ours (fatal); trouble on the way is
+    /// transient; a schema the registry has but that cannot read Avro is the record's (poison).
+    pub async fn classify_lookup(&self, id: u32, e: &SRCError) -> Lookup {
         let doing = format!("looking up schema id {id}");
         if let Some(class) = lookup_class(e) {
             let message = format!(
@@ -328,45 +329,64 @@ impl Registry {
                 describe(e)
             );
             return match class {
-                Class::Poison => Fault::poison(
-                    "schema",
-                    format!("schema id {id} is not in the registry at {}", self.shown),
-                ),
-                Class::Fatal => match e.source().and_then(|s| s.downcast_ref::<RawError>()) {
-                    // Re-ask to name the status and the fix.
-                    Some(_) => match self.get(&format!("/schemas/ids/{id}")).await {
-                        Ok(answer) => self.refusal(&answer, &doing),
-                        Err(f) => f,
-                    },
-                    None => Fault::fatal(
-                        "registry",
-                        format!(
-                            "{message}. The answer is not a registry's: check SCHEMA_REGISTRY_URL."
+                Class::Poison => Lookup::Unknown,
+                Class::Fatal => Lookup::Failed(
+                    match e.source().and_then(|s| s.downcast_ref::<RawError>()) {
+                        // Re-ask to name the status and the fix.
+                        Some(_) => match self.get(&format!("/schemas/ids/{id}")).await {
+                            Ok(answer) => self.refusal(&answer, &doing),
+                            Err(f) => f,
+                        },
+                        None => Fault::fatal(
+                            "registry",
+                            format!(
+                                "{message}. The answer is not a registry's: check \
+                                 SCHEMA_REGISTRY_URL."
+                            ),
                         ),
-                    ),
-                },
-                Class::Retry => Fault::retry("registry", message),
+                    },
+                ),
+                Class::Retry => Lookup::Failed(Fault::retry("registry", message)),
             };
         }
         // The converter could not read the error answer: ask the registry
         // ourselves, and class by the status it gives.
         match self.get(&format!("/schemas/ids/{id}")).await {
-            Ok(a) if a.error_code == Some(SCHEMA_NOT_FOUND) => Fault::poison(
-                "schema",
-                format!("schema id {id} is not in the registry at {}", self.shown),
-            ),
+            Ok(a) if a.error_code == Some(SCHEMA_NOT_FOUND) => Lookup::Unknown,
             // The registry has it, so what the converter refused is the schema itself.
-            Ok(a) if (200..300).contains(&a.status) => Fault::poison(
+            Ok(a) if (200..300).contains(&a.status) => Lookup::Failed(Fault::poison(
                 "schema",
                 format!(
                     "schema id {id} cannot be used to read Avro: {}",
                     describe(e)
                 ),
-            ),
-            Ok(a) => self.refusal(&a, &doing),
-            Err(f) => f,
+            )),
+            Ok(a) => Lookup::Failed(self.refusal(&a, &doing)),
+            Err(f) => Lookup::Failed(f),
         }
     }
+
+    /// Whether `subject` has at least one version: a registry that knows none of a topic's
+    /// schemas is not the one its producers use.
+    pub async fn subject_has_versions(&self, subject: &str) -> Result<bool, Fault> {
+        let doing = format!("listing the versions of subject {subject}");
+        match self.get(&format!("/subjects/{subject}/versions")).await? {
+            a if a.error_code == Some(SUBJECT_NOT_FOUND) => Ok(false),
+            a if (200..300).contains(&a.status) && a.body.is_array() => {
+                Ok(a.body.as_array().is_some_and(|v| !v.is_empty()))
+            }
+            a => Err(self.refusal(&a, &doing)),
+        }
+    }
+}
+
+/// What a failed schema lookup means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The registry does not know the id (yet: a lagging follower, a schema registered a
+    /// moment after its first records).
+    Unknown,
+    Failed(Fault),
 }
 
 /// A subject's version list, or "no such subject yet": either way a registry

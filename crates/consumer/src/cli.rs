@@ -60,6 +60,12 @@ pub struct Args {
     #[arg(long, env = "CONSUMER_REFUSED_WRITE_RETRY", default_value = "60s", value_parser = humantime::parse_duration)]
     pub refused_write_retry: Duration,
 
+    /// How long a schema id the registry does not know is asked again (its records retried,
+    /// counted from the first that named it) before its records are dead-lettered: a registry
+    /// may learn a schema a moment after its first records arrive.
+    #[arg(long, env = "CONSUMER_UNKNOWN_SCHEMA_RETRY", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub unknown_schema_retry: Duration,
+
     /// Exit 0 after this long with no new record and nothing in flight (batch runs, tests).
     /// Counted from the first partition assignment, so a slow group join is not idleness.
     #[arg(long, env = "CONSUMER_EXIT_WHEN_IDLE", value_parser = humantime::parse_duration)]

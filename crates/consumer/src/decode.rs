@@ -5,33 +5,57 @@
 //!
 //! Every failure comes classed: bytes that can never become a row are poison;
 //! a registry that is down is retried; a registry that refuses us, or is not a
-//! registry, is fatal (the record is fine, the deployment is not).
+//! registry, is fatal (the record is fine, the deployment is not). A schema id the
+//! registry does not know is retried for `--unknown-schema-retry` (`unknown_ids`), then
+//! poison; fatal if the registry knows no schema of the topic at all.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use common::fault::{Class, Fault};
-use common::registry::Registry;
+use common::fault::Fault;
+use common::registry::{Lookup, Registry};
 use domain::avro::UserReader;
 use domain::UserRow;
 use schema_registry_converter::async_impl::avro::AvroDecoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 
+use crate::unknown_ids::{UnknownIds, Verdict};
+
+/// What the decoder needs besides the registry.
+#[derive(Debug, Clone)]
+pub struct DecodeSettings {
+    /// The topic's value subject (`<topic>-value`): if it has no version, an unknown id
+    /// means the wrong registry, not a bad record.
+    pub subject: String,
+    /// How long a schema id the registry does not know is asked again before its records
+    /// are poison.
+    pub unknown_schema_retry: Duration,
+}
+
 #[derive(Debug)]
 pub struct Decoder {
     avro: AvroDecoder,
     registry: Registry,
+    subject: String,
     /// How to read each writer schema id seen, decided once per id.
     readers: Mutex<HashMap<u32, Arc<UserReader>>>,
+    unknown: Mutex<UnknownIds>,
 }
 
 impl Decoder {
-    pub fn new(settings: SrSettings, registry: Registry) -> Self {
+    pub fn new(sr: SrSettings, registry: Registry, settings: DecodeSettings) -> Self {
         Decoder {
-            avro: AvroDecoder::new(settings),
+            avro: AvroDecoder::new(sr),
             registry,
+            subject: settings.subject,
             readers: Mutex::new(HashMap::new()),
+            unknown: Mutex::new(UnknownIds::new(settings.unknown_schema_retry)),
         }
+    }
+
+    fn unknown_ids(&self) -> std::sync::MutexGuard<'_, UnknownIds> {
+        self.unknown.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn reader(&self, schema_id: u32, writer: &apache_avro::Schema) -> Arc<UserReader> {
@@ -73,14 +97,18 @@ impl Decoder {
             ));
         };
         let writer = match self.avro.get_schema(schema_id).await {
-            Ok(schema) => schema,
+            Ok(schema) => {
+                self.unknown_ids().known(schema_id);
+                schema
+            }
             Err(e) => {
-                let fault = self.registry.classify_lookup(schema_id, &e).await;
-                if fault.class != Class::Poison {
-                    // The converter caches failed lookups; only "no such id" is worth caching.
-                    self.avro.remove_errors_from_cache();
-                }
-                return Err(fault);
+                // The converter keeps a failed lookup until told to forget it: an id unknown
+                // now may be registered a moment later, and made-up ids would grow its cache.
+                self.avro.remove_errors_from_cache();
+                return Err(match self.registry.classify_lookup(schema_id, &e).await {
+                    Lookup::Unknown => self.unknown_id(schema_id).await,
+                    Lookup::Failed(fault) => fault,
+                });
             }
         };
         read_row(
@@ -89,6 +117,43 @@ impl Decoder {
             datum,
             timestamp_ms,
         )
+    }
+
+    /// The fault of a record whose schema id the registry does not know: retry while the id
+    /// is waited for; then poison, or fatal if the registry knows no schema of the topic.
+    async fn unknown_id(&self, id: u32) -> Fault {
+        let verdict = self.unknown_ids().unknown(id, Instant::now());
+        let wait = self.unknown_ids().wait();
+        let url = self.registry.url();
+        if verdict == Verdict::Wait {
+            return Fault::retry(
+                "schema",
+                format!(
+                    "schema id {id} is not in the registry at {url} yet; asking again for up \
+                     to {wait:?} from its first record (CONSUMER_UNKNOWN_SCHEMA_RETRY)"
+                ),
+            );
+        }
+        match self.registry.subject_has_versions(&self.subject).await {
+            Ok(true) => Fault::poison(
+                "schema",
+                format!(
+                    "schema id {id} is not in the registry at {url} (asked again for \
+                     {wait:?}, CONSUMER_UNKNOWN_SCHEMA_RETRY)"
+                ),
+            ),
+            Ok(false) => Fault::fatal(
+                "registry",
+                format!(
+                    "the schema registry at {url} knows no schema of subject {}, yet records \
+                     name schema id {id}: SCHEMA_REGISTRY_URL points at another registry than \
+                     the producers' (or this one lost its schemas). Check \
+                     SCHEMA_REGISTRY_URL.",
+                    self.subject
+                ),
+            ),
+            Err(fault) => fault,
+        }
     }
 
     /// The row of a record whose writer schema was seen before, decoded at once on the

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub consumed: AtomicU64,
     pub written: AtomicU64,
     pub dead_lettered: AtomicU64,
+    /// Poison records the DLQ refused for good: skipped, neither rows nor dead letters.
+    pub dead_letters_refused: AtomicU64,
     pub retries: AtomicU64,
     dead_lettered_by_kind: Labelled<{ POISON_KINDS.len() }>,
     retries_by_dependency: Labelled<{ RETRIED.len() }>,
@@ -73,6 +75,26 @@ impl Metrics {
             kind = poison.kind,
             "record dead-lettered: {}",
             poison.message
+        );
+    }
+
+    /// A poison record that the DLQ refused for good (`refusal` says why and what to change):
+    /// its offset moves on without it, so it is an error that names where it still is.
+    pub fn dead_letter_refused(
+        &self,
+        (topic, partition, offset): (&str, i32, i64),
+        poison: &Fault,
+        refusal: &str,
+    ) {
+        self.dead_letters_refused.fetch_add(1, Relaxed);
+        let (reason, _) = crate::dlq::cut_reason(&poison.message);
+        tracing::error!(
+            topic,
+            partition,
+            offset,
+            kind = poison.kind,
+            "record {topic}/{partition}@{offset} skipped: it is poison ({reason}) and {refusal}. \
+             It is still in {topic} at that offset until retention removes it"
         );
     }
 
@@ -147,6 +169,11 @@ impl Metrics {
                 "consumer_rows_written_total",
                 "Rows written to Cassandra.",
                 &self.written,
+            ),
+            (
+                "consumer_dead_letters_refused_total",
+                "Poison records the dead-letter topic refused for good (too large, invalid): skipped, their offsets committed.",
+                &self.dead_letters_refused,
             ),
         ];
         for (name, help, value) in counters {
@@ -400,6 +427,15 @@ mod tests {
         }
         assert!(!text.contains("=\"other\"}"), "{text}");
         assert!(text.contains("\nconsumer_rows_written_total 0\n"));
+        assert!(text.contains("\nconsumer_dead_letters_refused_total 0\n"));
+        m.dead_letter_refused(
+            ("users", 1, 9),
+            &Fault::poison("framing", "x".repeat(100_000)),
+            "the dead-letter topic refused it",
+        );
+        let text = m.render();
+        assert!(text.contains("\nconsumer_dead_letters_refused_total 1\n"));
+        assert!(text.contains("consumer_records_dead_lettered_total{kind=\"framing\"} 1"));
         assert!(text.contains("\nconsumer_lag_records 12\n"));
         assert!(text.contains("consumer_partition_lag_records{partition=\"0\"} 5"));
         assert!(

@@ -40,7 +40,21 @@ pub fn read_topic(
 
 /// Puts raw bytes on `topic` (for poison-record tests).
 pub fn produce_raw(services: &Services, topic: &str, records: &[(&[u8], &[u8])]) {
-    let producer: BaseProducer = services.kafka_config().create().expect("producer");
+    produce_raw_with(services, topic, records, &[]);
+}
+
+/// [`produce_raw`] with producer `settings` (e.g. a larger `message.max.bytes`).
+pub fn produce_raw_with(
+    services: &Services,
+    topic: &str,
+    records: &[(&[u8], &[u8])],
+    settings: &[(&str, &str)],
+) {
+    let mut config = services.kafka_config();
+    for (key, value) in settings {
+        config.set(*key, *value);
+    }
+    let producer: BaseProducer = config.create().expect("producer");
     for (key, payload) in records {
         producer
             .send(BaseRecord::to(topic).key(*key).payload(*payload))
@@ -143,12 +157,26 @@ pub fn committed(services: &Services, group: &str, topic: &str) -> i64 {
 
 /// Creates `topic` (the test bed, like production clusters, does not auto-create).
 pub async fn create_topic(services: &Services, topic: &str, partitions: i32) {
+    create_topic_with(services, topic, partitions, &[]).await;
+}
+
+/// [`create_topic`] with topic `settings` (e.g. its own `max.message.bytes`).
+pub async fn create_topic_with(
+    services: &Services,
+    topic: &str,
+    partitions: i32,
+    settings: &[(&str, &str)],
+) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<rdkafka::client::DefaultClientContext> =
         services.kafka_config().create().expect("admin client");
+    let new = settings.iter().fold(
+        NewTopic::new(topic, partitions, TopicReplication::Fixed(1)),
+        |new, (key, value)| new.set(key, value),
+    );
     let results = admin
         .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &[new],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
         )
         .await
@@ -156,4 +184,22 @@ pub async fn create_topic(services: &Services, topic: &str, partitions: i32) {
     for result in results {
         result.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
     }
+}
+
+/// `topic`'s `key` setting as the brokers report it.
+pub async fn topic_setting(services: &Services, topic: &str, key: &str) -> Option<String> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        services.kafka_config().create().expect("admin client");
+    let described = admin
+        .describe_configs(
+            &[ResourceSpecifier::Topic(topic)],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("describe topic")
+        .pop()
+        .expect("one topic")
+        .unwrap_or_else(|e| panic!("describing {topic}: {e}"));
+    described.get(key).and_then(|entry| entry.value.clone())
 }

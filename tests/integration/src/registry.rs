@@ -25,6 +25,17 @@ pub async fn register(s: &Services, subject: &str, schema: &serde_json::Value) -
     body["id"].as_u64().expect("schema id") as u32
 }
 
+/// Whether the registry has a schema with this id.
+pub async fn schema_exists(s: &Services, id: u32) -> bool {
+    reqwest::Client::new()
+        .get(format!("{}/schemas/ids/{id}", s.registry))
+        .send()
+        .await
+        .expect("ask the registry")
+        .status()
+        .is_success()
+}
+
 /// Confluent framing around a datum written with `schema`.
 pub fn framed(id: u32, schema: &Schema, value: Value) -> Vec<u8> {
     let datum = GenericDatumWriter::builder(schema)

@@ -178,7 +178,8 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_stream_moves_on() {
     );
     let more = lane.publish(&s, 50).await;
 
-    let out = lane.consume(&s, &[]).await;
+    // The unknown id is asked again for this long before it is poison (30 s by default).
+    let out = lane.consume(&s, &["--unknown-schema-retry", "1s"]).await;
     assert_eq!(
         (out.summary("written"), out.summary("dead_lettered")),
         (100, 3),

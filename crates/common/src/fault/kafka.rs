@@ -30,6 +30,23 @@ pub fn code_class(code: RDKafkaErrorCode) -> Class {
     }
 }
 
+/// Produce answers that refuse the record itself: sent again it is refused again, so a
+/// retry can only wedge its partition. Too large for the producer or the topic, a record the
+/// topic's rules reject (no key on a compacted topic), a timestamp out of the topic's range.
+pub fn record_refused(e: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::InvalidMessageSize
+                | C::MessageBatchTooLarge
+                | C::InvalidRecord
+                | C::InvalidTimestamp
+        )
+    )
+}
+
 /// Topic-creation answers that a moment later may be different: the controller
 /// moving, a request timing out, a broker not registered yet. Everything else (a
 /// replication factor the cluster cannot have, a policy, a missing ACL) is a refusal.
@@ -82,5 +99,28 @@ mod tests {
             )),
             Class::Retry
         );
+    }
+
+    #[test]
+    fn a_record_too_large_or_invalid_is_refused_for_good_trouble_on_the_way_is_not() {
+        let produce = |c| record_refused(&KafkaError::MessageProduction(c));
+        for code in [
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::InvalidMessageSize,
+            RDKafkaErrorCode::MessageBatchTooLarge,
+            RDKafkaErrorCode::InvalidRecord,
+            RDKafkaErrorCode::InvalidTimestamp,
+        ] {
+            assert!(produce(code), "{code:?}");
+        }
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::NotEnoughReplicas,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::QueueFull,
+        ] {
+            assert!(!produce(code), "{code:?}");
+        }
+        assert!(!record_refused(&KafkaError::Canceled));
     }
 }

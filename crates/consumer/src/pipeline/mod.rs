@@ -27,14 +27,13 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use common::backoff::Backoff;
-use common::kafka::{AlarmContext, Guarded, KafkaArgs};
+use common::kafka::{Guarded, KafkaArgs};
 use rdkafka::consumer::Consumer;
-use rdkafka::producer::FutureProducer;
 
 pub use progress::Summary;
 
 use crate::cli::Args;
-use crate::decode::Decoder;
+use crate::decode::{DecodeSettings, Decoder};
 use crate::dlq::DeadLetters;
 use crate::metrics::Metrics;
 use crate::sink::Sink;
@@ -52,8 +51,9 @@ pub async fn run(
     stop: impl std::future::Future<Output = &'static str>,
 ) -> Result<Summary> {
     let started = Instant::now();
-    args.kafka
-        .ensure_topics(&[&args.kafka.topic, &args.dlq_topic])
+    let dlq_limit = args
+        .kafka
+        .ensure_source_and_dead_letter_topics(&args.kafka.topic, &args.dlq_topic)
         .await?;
     metrics.kafka.observe(true);
     let registry = args.registry.connect(&args.kafka.topic).await?;
@@ -73,13 +73,15 @@ pub async fn run(
         &member,
         Rebalancing::new(in_flight.clone(), metrics.clone(), DRAIN_GRACE),
     )?);
-    // Its context routes librdkafka's warnings into the Kafka storm like the consumer's.
-    let dlq_producer: FutureProducer<AlarmContext> = args
-        .kafka
-        .client_config(&[], &common::kafka::producer_guarantees())?
-        .create_with_context(AlarmContext::default())
-        .context("creating the dead-letter producer")?;
-    let decoder = Arc::new(Decoder::new(args.registry.settings()?, registry.clone()));
+    let dlq = DeadLetters::create(&args.kafka, &args.dlq_topic, dlq_limit)?;
+    let decoder = Arc::new(Decoder::new(
+        args.registry.settings()?,
+        registry.clone(),
+        DecodeSettings {
+            subject: format!("{}-value", args.kafka.topic),
+            unknown_schema_retry: args.unknown_schema_retry,
+        },
+    ));
 
     let watcher = tokio::spawn(
         Watcher {
@@ -98,7 +100,7 @@ pub async fn run(
         Writer {
             decoder: decoder.clone(),
             sink,
-            dlq: DeadLetters::new(dlq_producer, &args.dlq_topic),
+            dlq,
             backoff: Backoff::new(args.retry_backoff, args.retry_max_backoff),
             refusal_retry: args.refused_write_retry,
             in_flight: in_flight.clone(),

@@ -11,6 +11,8 @@ pub struct Summary {
     pub consumed: u64,
     pub written: u64,
     pub dead_lettered: u64,
+    /// Poison the DLQ refused for good: skipped (its offset moved on), see the error log.
+    pub dead_letters_refused: u64,
     pub retried: u64,
     pub seconds: f64,
 }
@@ -21,6 +23,7 @@ impl Summary {
             consumed: metrics.consumed.load(Relaxed),
             written: metrics.written.load(Relaxed),
             dead_lettered: metrics.dead_lettered.load(Relaxed),
+            dead_letters_refused: metrics.dead_letters_refused.load(Relaxed),
             retried: metrics.retries.load(Relaxed),
             seconds: started.elapsed().as_secs_f64(),
         }
@@ -31,10 +34,12 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "consumed={} written={} dead_lettered={} retried={} seconds={:.1} rows_per_s={:.0}",
+            "consumed={} written={} dead_lettered={} dead_letters_refused={} retried={} \
+             seconds={:.1} rows_per_s={:.0}",
             self.consumed,
             self.written,
             self.dead_lettered,
+            self.dead_letters_refused,
             self.retried,
             self.seconds,
             self.written as f64 / self.seconds.max(1e-9)

@@ -204,7 +204,9 @@ impl Writer {
         }
     }
 
-    /// Parks a poison record in the dead-letter topic, retrying transient failures.
+    /// Parks a poison record in the dead-letter topic, retrying transient failures. A
+    /// dead letter the DLQ refuses for good is reported and skipped: retried, it would hold
+    /// its partition's offset for ever.
     async fn dead_letter(
         &self,
         slot: Slot,
@@ -217,6 +219,12 @@ impl Writer {
                 Ok(()) => {
                     self.metrics
                         .dead_lettered(poison, message.partition(), message.offset());
+                    return Ok(());
+                }
+                Err(e) if common::fault::kafka::record_refused(&e) => {
+                    let at = (message.topic(), message.partition(), message.offset());
+                    self.metrics
+                        .dead_letter_refused(at, poison, &self.dlq.refusal(&e));
                     return Ok(());
                 }
                 Err(e) => {
