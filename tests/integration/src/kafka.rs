@@ -64,6 +64,25 @@ pub fn produce_raw_with(
     producer.flush(Duration::from_secs(30)).expect("flush");
 }
 
+/// Puts (key, value, timestamp in ms) records on `topic`, in order, each with its own
+/// Kafka timestamp (as a producer that stamped them when they happened would).
+pub fn produce_at(services: &Services, topic: &str, records: &[(&[u8], &[u8], i64)]) {
+    let producer: BaseProducer = services.kafka_config().create().expect("producer");
+    for (key, payload, timestamp) in records {
+        producer
+            .send(
+                BaseRecord::to(topic)
+                    .key(*key)
+                    .payload(*payload)
+                    .timestamp(*timestamp),
+            )
+            .map_err(|(e, _)| e)
+            .expect("enqueue");
+        // One at a time: the order on the partition is the order given.
+        producer.flush(Duration::from_secs(30)).expect("flush");
+    }
+}
+
 fn client(services: &Services, group: &str) -> BaseConsumer {
     services
         .kafka_config()
