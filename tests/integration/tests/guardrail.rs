@@ -31,6 +31,29 @@ fn header(m: &OwnedMessage, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} header"))
 }
 
+/// The node's own limit, so a bed started before it was set fails here, saying why.
+async fn assert_the_node_refuses_the_hostile_size(s: &Services) {
+    let (limit,) = s
+        .cassandra_session()
+        .await
+        .query_unpaged(
+            "SELECT value FROM system_views.settings WHERE name = 'max_mutation_size'",
+            (),
+        )
+        .await
+        .expect("read the node's settings")
+        .into_rows_result()
+        .expect("settings rows")
+        .single_row::<(String,)>()
+        .expect("max_mutation_size");
+    assert_eq!(
+        limit, "512KiB",
+        "Cassandra at {} was not started with the bed's max_mutation_size \
+         (tests/stack.d/cassandra/cassandra.yaml): restart it with `tests/stack restart cassandra`",
+        s.cassandra
+    );
+}
+
 /// Publishes, through the real producer, one user whose street name is `HOSTILE` bytes
 /// long: nothing before Cassandra has a reason to refuse it. Returns its uuid.
 async fn publish_hostile(s: &Services, lane: &Lane) -> String {
@@ -65,6 +88,7 @@ async fn publish_hostile(s: &Services, lane: &Lane) -> String {
 #[tokio::test]
 async fn a_row_cassandra_refuses_for_its_size_is_dead_lettered_and_its_partition_moves_on() {
     let s = Services::from_env();
+    assert_the_node_refuses_the_hostile_size(&s).await;
     let lane = Lane::new("refusedrow");
     // One partition: the good users behind the hostile one wait for it, unless it moves on.
     create_topic(&s, &lane.topic, 1).await;
