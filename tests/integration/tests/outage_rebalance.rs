@@ -8,6 +8,8 @@
 //! drill of docs/guarantees.md (1 000/s, 180 s), e.g. with release binaries in
 //! `CONSUMER_BIN`/`PRODUCER_BIN`.
 
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use integration::api::FakeApi;
@@ -39,6 +41,21 @@ fn setting(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Spawns `cmd` with its output in a file (a pipe nobody reads for minutes would fill up and
+/// stop the process at its next log line).
+fn spawn_logged(mut cmd: tokio::process::Command, name: &str) -> (Child, PathBuf) {
+    let path = std::env::temp_dir().join(format!("{name}.log"));
+    let log = std::fs::File::create(&path).expect("create the log file");
+    cmd.stdout(Stdio::null()).stderr(log);
+    (cmd.spawn().expect("spawn"), path)
+}
+
+fn tail(path: &PathBuf) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
 async fn until(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done().await {
@@ -62,14 +79,15 @@ async fn a_rebalance_during_a_cassandra_outage_keeps_memory_flat_and_loses_nothi
     producer
         .args(["--api-url", &api.url(), "--topic", &lane.topic])
         .args(["--count", &count.to_string(), "--rate", &rate.to_string()]);
-    let producer = producer.spawn().expect("spawn producer");
-    let mut replicas: Vec<Child> = (0..3)
-        .map(|_| {
-            lane.consumer(&s, &["--write-timeout", "2s"])
-                .spawn()
-                .expect("spawn consumer")
+    let (producer, _) = spawn_logged(producer, &format!("{}-producer", lane.topic));
+    let (mut replicas, mut logs): (Vec<Child>, Vec<PathBuf>) = (0..3)
+        .map(|n| {
+            spawn_logged(
+                lane.consumer(&s, &["--write-timeout", "2s"]),
+                &format!("{}-consumer-{n}", lane.topic),
+            )
         })
-        .collect();
+        .unzip();
 
     until("rows flowing", Duration::from_secs(120), async || {
         lane.count(&s).await >= (rate * 10) as i64
@@ -82,10 +100,15 @@ async fn a_rebalance_during_a_cassandra_outage_keeps_memory_flat_and_loses_nothi
     // A third of the outage in, every replica has long paused: one of them leaves the group.
     tokio::time::sleep(outage / 3).await;
     let leaving = replicas.pop().expect("three replicas");
+    let leaving_log = logs.pop().expect("three logs");
     bins::terminate(&leaving);
     let left = Instant::now();
     let out = bins::finish(leaving, LIMIT).await;
-    assert!(out.success, "a stop during the outage is clean: {out}");
+    assert!(
+        out.success,
+        "a stop during the outage is clean: {out}\n{}",
+        tail(&leaving_log)
+    );
     assert!(
         left.elapsed() < Duration::from_secs(20),
         "a stop gives up the rows waiting to be retried at once, it does not wait out the \
@@ -99,15 +122,24 @@ async fn a_rebalance_during_a_cassandra_outage_keeps_memory_flat_and_loses_nothi
     assert!(out.success, "producer: {out}");
     let published = record_count(&s, &lane.topic);
     assert_eq!(published, count as i64);
-    until(
-        "every user written and committed by the two replicas left",
-        LIMIT,
-        async || {
-            lane.count(&s).await == published
-                && committed(&s, &lane.group, &lane.topic) == published
-        },
-    )
-    .await;
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let (rows, done) = (
+            lane.count(&s).await,
+            committed(&s, &lane.group, &lane.topic),
+        );
+        if rows == published && done == published {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every user written and committed within {LIMIT:?} of the end: {rows} rows, \
+             {done} committed of {published}, {} dead-lettered\n{}",
+            record_count(&s, &lane.dlq),
+            logs.iter().map(tail).collect::<Vec<_>>().join("\n---\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     let peaks: Vec<f64> = replicas.iter().map(peak_rss_mib).collect();
     println!(
