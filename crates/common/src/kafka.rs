@@ -303,7 +303,8 @@ impl KafkaArgs {
     /// request, so an unreachable cluster fails fast with a message that names it.
     /// A probe client is polled meanwhile: librdkafka reports refused
     /// credentials and failed TLS handshakes only to a polled client's error
-    /// callback, which raises the alarm and ends the wait at once.
+    /// callback, which raises the alarm and ends the wait at once (a failed SASL
+    /// handshake once it stood `alarm::AUTH_GRACE` unanswered).
     pub fn wait_for_broker(&self) -> Result<()> {
         let probe: BaseConsumer<AlarmContext> = self
             .client_config(&[], &[])?
@@ -319,15 +320,25 @@ impl KafkaArgs {
             let attempt = Duration::from_secs(1).min(left.max(Duration::from_millis(100)));
             match probe.client().fetch_metadata(None, attempt) {
                 Ok(_) => return Ok(()),
-                Err(e) if left.is_zero() => bail!(
-                    "Kafka at {} did not answer within {:?} ({e}). Is the broker up, and is {} \
-                     an address it advertises to this host (KAFKA_BOOTSTRAP_SERVERS)? If its \
-                     listener wants TLS or SASL, set KAFKA_SECURITY_PROTOCOL (now {}).",
-                    self.bootstrap_servers,
-                    self.connect_timeout,
-                    self.bootstrap_servers,
-                    self.security_protocol.as_deref().unwrap_or("plaintext")
-                ),
+                Err(e) if left.is_zero() => {
+                    // Out of time: an authentication error still in its grace is the best lead.
+                    if let Some(message) = probe
+                        .context()
+                        .alarm()
+                        .fatal_or_doubt(&self.bootstrap_servers)
+                    {
+                        bail!("{message}");
+                    }
+                    bail!(
+                        "Kafka at {} did not answer within {:?} ({e}). Is the broker up, and is {} \
+                         an address it advertises to this host (KAFKA_BOOTSTRAP_SERVERS)? If its \
+                         listener wants TLS or SASL, set KAFKA_SECURITY_PROTOCOL (now {}).",
+                        self.bootstrap_servers,
+                        self.connect_timeout,
+                        self.bootstrap_servers,
+                        self.security_protocol.as_deref().unwrap_or("plaintext")
+                    )
+                }
                 Err(_) => continue,
             }
         }

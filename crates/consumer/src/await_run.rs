@@ -61,6 +61,7 @@ pub fn run(args: &Args, wait: &AwaitArgs) -> Result<Outcome> {
         }
         match committed(&client, &landed) {
             Ok(now) => {
+                client.context().alarm().reached();
                 last_error = None;
                 if now > done {
                     done = now;

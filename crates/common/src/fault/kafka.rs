@@ -8,6 +8,7 @@ use super::Class;
 /// The class of a Kafka client error, by its error code: refused
 /// credentials or permissions, and TLS failures, are the deployment's to fix;
 /// everything else (a broker restarting, a leader moving, timeouts) passes.
+/// `Authentication` is retried here: only [`fatal_if_lasting`] tells what it is.
 pub fn error_class(e: &KafkaError) -> Class {
     e.rdkafka_error_code().map_or(Class::Retry, code_class)
 }
@@ -21,13 +22,23 @@ pub fn code_class(code: RDKafkaErrorCode) -> Class {
         | C::TransactionalIdAuthorizationFailed
         | C::DelegationTokenAuthorizationFailed
         | C::SaslAuthenticationFailed
-        | C::Authentication
         | C::SSL
         | C::InvalidConfig
         // librdkafka's "the client cannot go on" (e.g. the idempotent producer's state was lost).
         | C::Fatal => Class::Fatal,
         _ => Class::Retry,
     }
+}
+
+/// Codes that are the deployment's fault only if they last (the client's `Alarm` holds
+/// them for a grace). librdkafka reports a SaslHandshake request that fails for any reason
+/// (timed out, or its connection dropped by a broker restarting) as `Authentication`, the
+/// code it also gives a credential the broker refused (`SASL_AUTHENTICATION_FAILED` is
+/// translated to it): the code cannot tell them apart, what follows can. A refused
+/// credential fails every attempt, so no broker ever answers; a handshake cut short is
+/// followed by an answer once the connection is made again.
+pub fn fatal_if_lasting(code: RDKafkaErrorCode) -> bool {
+    code == RDKafkaErrorCode::Authentication
 }
 
 /// Produce answers that refuse the record itself: sent again it is refused again, so a
@@ -88,6 +99,12 @@ mod tests {
             consume(RDKafkaErrorCode::BrokerTransportFailure),
             Class::Retry
         );
+        // A refused credential and a handshake cut short share it: the alarm decides.
+        assert_eq!(consume(RDKafkaErrorCode::Authentication), Class::Retry);
+        assert!(fatal_if_lasting(RDKafkaErrorCode::Authentication));
+        assert!(!fatal_if_lasting(
+            RDKafkaErrorCode::SaslAuthenticationFailed
+        ));
         assert_eq!(
             consume(RDKafkaErrorCode::NotLeaderForPartition),
             Class::Retry

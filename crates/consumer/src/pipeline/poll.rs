@@ -94,6 +94,7 @@ impl Poll<'_> {
                         }
                     };
                     last_record = Instant::now();
+                    consumer.context().alarm().reached();
                     metrics.consumed();
                     let slot = in_flight.begin(work.partition(), work.offset());
                     // The writer outlives this loop: it cannot have gone. Unbounded, as every

@@ -189,7 +189,8 @@ impl ConsumerContext for Rebalancing {
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
         match result {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Ok(()) => self.alarm.reached(),
+            Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => Storm::global().warn(
                 "kafka",
                 &format!("offset commit failed (will be retried with the next one): {e}"),

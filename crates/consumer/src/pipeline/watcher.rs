@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::kafka::Alarmed;
 use common::registry::Registry;
 use common::storm::Storm;
 use rdkafka::consumer::Consumer;
@@ -40,6 +41,8 @@ impl Watcher {
             let lag = tokio::task::spawn_blocking(move || lag(&probe.consumer, &probe.topic)).await;
             match lag {
                 Ok(Ok(lag)) => {
+                    // An answer from the cluster even when no record comes: clears a SASL doubt.
+                    me.consumer.context().alarm().reached();
                     me.metrics.kafka.observe(true);
                     me.metrics.measured_lag(lag);
                 }
