@@ -5,7 +5,7 @@
 //! wrong URL, refused credentials, a table that does not match). Classes are
 //! decided from status codes and error codes, never from message text: each
 //! dependency's in its own file here, side by side (the table of codes and
-//! classes: docs/operating.md, "Failure classes").
+//! classes: docs/guarantees.md, "Codes and their classes").
 
 #[cfg(feature = "cassandra")]
 pub mod cassandra;
