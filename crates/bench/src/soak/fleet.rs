@@ -12,8 +12,18 @@ use anyhow::{ensure, Context, Result};
 use bed::topology::{REPLICATION, TOPIC_FLAGS};
 use tokio::process::{Child, Command};
 
-use super::{stamp_now, Args, Names};
+use super::{stamp_now, Names};
 use crate::process;
+
+/// What the fleet needs of the soak's flags: where the bed is, for each replica's command line,
+/// and how many replicas to run.
+#[derive(Debug, Clone)]
+pub(super) struct FleetSettings {
+    pub(super) bootstrap_servers: String,
+    pub(super) schema_registry_url: String,
+    pub(super) cassandra_contact_points: String,
+    pub(super) replicas: usize,
+}
 
 /// The consumer replicas: one slot each, keeping its /metrics address and log file across
 /// restarts, so a minute's figures follow the slot, whichever process fills it.
@@ -34,14 +44,19 @@ struct Slot {
 }
 
 impl Fleet {
-    pub(super) fn new(args: &Args, bin: PathBuf, names: &Names, log_dir: &Path) -> Result<Fleet> {
+    pub(super) fn new(
+        settings: &FleetSettings,
+        bin: PathBuf,
+        names: &Names,
+        log_dir: &Path,
+    ) -> Result<Fleet> {
         let mut flags: Vec<String> = [
             "--bootstrap-servers",
-            args.bootstrap_servers.as_str(),
+            settings.bootstrap_servers.as_str(),
             "--schema-registry-url",
-            args.schema_registry_url.as_str(),
+            settings.schema_registry_url.as_str(),
             "--cassandra-contact-points",
-            args.cassandra_contact_points.as_str(),
+            settings.cassandra_contact_points.as_str(),
             "--topic",
             names.topic.as_str(),
             "--dlq-topic",
@@ -61,7 +76,7 @@ impl Fleet {
         .map(|s| s.to_string())
         .collect();
         flags.extend(TOPIC_FLAGS.map(String::from));
-        let slots = (0..args.replicas)
+        let slots = (0..settings.replicas)
             .map(|i| {
                 Ok(Slot {
                     addr: process::free_addr()?,
@@ -70,7 +85,7 @@ impl Fleet {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let pids = Arc::new((0..args.replicas).map(|_| AtomicU32::new(0)).collect());
+        let pids = Arc::new((0..settings.replicas).map(|_| AtomicU32::new(0)).collect());
         Ok(Fleet {
             bin,
             flags,

@@ -31,10 +31,10 @@ use tokio::process::Command;
 use crate::leftovers::Leftovers;
 use crate::process::{self, Watched};
 use control::{Bed, Kind};
-use fleet::Fleet;
+use fleet::{Fleet, FleetSettings};
 use monitor::Monitor;
-use schedule::Span;
-use verdict::Verdict;
+use schedule::{ScheduleSettings, Span};
+use verdict::{Verdict, VerdictSettings};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -109,6 +109,45 @@ pub struct Args {
     cassandra_contact_points: String,
 }
 
+/// Each component's share of the flags: what it uses and nothing else.
+impl Args {
+    fn fleet_settings(&self) -> FleetSettings {
+        FleetSettings {
+            bootstrap_servers: self.bootstrap_servers.clone(),
+            schema_registry_url: self.schema_registry_url.clone(),
+            cassandra_contact_points: self.cassandra_contact_points.clone(),
+            replicas: self.replicas,
+        }
+    }
+
+    fn producer_settings(&self) -> ProducerSettings {
+        ProducerSettings {
+            bootstrap_servers: self.bootstrap_servers.clone(),
+            schema_registry_url: self.schema_registry_url.clone(),
+            rate: self.rate,
+            duration: self.duration,
+        }
+    }
+
+    fn schedule_settings(&self) -> ScheduleSettings {
+        ScheduleSettings {
+            duration: self.duration,
+            fault_every: self.fault_every,
+            outage: self.outage,
+            downtime: self.downtime,
+            heal_timeout: self.heal_timeout,
+        }
+    }
+
+    fn verdict_settings(&self) -> VerdictSettings {
+        VerdictSettings {
+            settle: self.settle,
+            duration: self.duration,
+            max_growth: self.max_growth,
+        }
+    }
+}
+
 pub async fn run(args: Args) -> Result<()> {
     // Ctrl-C drops the soak, and with it the guard that heals the bed and the replicas
     // (kill_on_drop): an interrupted run leaves the bed as it found it.
@@ -121,6 +160,11 @@ pub async fn run(args: Args) -> Result<()> {
 async fn soak(args: Args) -> Result<()> {
     ensure!(!args.faults.is_empty(), "--faults names no fault");
     ensure!(args.replicas > 0, "--replicas must be at least 1");
+    // Each component's settings, taken from the flags once; none of them sees `Args`.
+    let fleet_settings = args.fleet_settings();
+    let producer_settings = args.producer_settings();
+    let schedule_settings = args.schedule_settings();
+    let verdict_settings = args.verdict_settings();
     let producer_bin = process::binary("producer", args.bin_dir.as_deref())?;
     let consumer_bin = process::binary("consumer", args.bin_dir.as_deref())?;
     let mut bed = Bed::new(args.stack.clone())?;
@@ -167,7 +211,7 @@ async fn soak(args: Args) -> Result<()> {
     create_schema(&session, &names.keyspace).await?;
     let kafka = Kafka::new(&args.bootstrap_servers)?;
 
-    let mut fleet = Fleet::new(&args, consumer_bin, &names, &log_dir)?;
+    let mut fleet = Fleet::new(&fleet_settings, consumer_bin, &names, &log_dir)?;
     for i in 0..args.replicas {
         fleet.spawn(i)?;
     }
@@ -178,7 +222,7 @@ async fn soak(args: Args) -> Result<()> {
 
     let api = crate::users::serve(crate::users::Pages::Fresh).await?;
     let producer = Watched::spawn(producer_command(
-        &args,
+        &producer_settings,
         &producer_bin,
         api,
         &names,
@@ -188,7 +232,16 @@ async fn soak(args: Args) -> Result<()> {
     let monitor = Monitor::start(&fleet, kafka.clone(), &names.topic, start);
 
     let chaos = schedule::chaos(
-        &args, &kinds, &mut rng, &mut bed, &mut fleet, &kafka, &session, &names, start, producer,
+        &schedule_settings,
+        &kinds,
+        &mut rng,
+        &mut bed,
+        &mut fleet,
+        &kafka,
+        &session,
+        &names,
+        start,
+        producer,
     )
     .await;
     // Whatever happened, the bed is whole again before anything is judged.
@@ -206,7 +259,15 @@ async fn soak(args: Args) -> Result<()> {
         stamp_now(start),
         humantime::format_duration(args.settle)
     );
-    let settled = verdict::settle(&args, &session, &kafka, &names, published, start).await;
+    let settled = verdict::settle(
+        &verdict_settings,
+        &session,
+        &kafka,
+        &names,
+        published,
+        start,
+    )
+    .await;
     let minutes = monitor.stop();
     let stopped = fleet.stop_all().await;
 
@@ -240,7 +301,7 @@ async fn soak(args: Args) -> Result<()> {
         stopped.is_ok(),
         stopped.map_or_else(|e| format!("{e:#}"), |()| "each exited 0 on SIGTERM".into()),
     );
-    verdict::flatness(&mut verdict, &minutes, args.duration, args.max_growth);
+    verdict::flatness(&mut verdict, &minutes, &verdict_settings);
     // A failed soak keeps its topic and keyspace: with the logs, they are what to look at.
     if verdict.failed.is_empty() {
         names
@@ -287,8 +348,17 @@ impl Names {
     }
 }
 
+/// What the producer's command line needs of the soak's flags.
+#[derive(Debug, Clone)]
+struct ProducerSettings {
+    bootstrap_servers: String,
+    schema_registry_url: String,
+    rate: f64,
+    duration: Duration,
+}
+
 fn producer_command(
-    args: &Args,
+    settings: &ProducerSettings,
     bin: &Path,
     api: SocketAddr,
     names: &Names,
@@ -298,10 +368,10 @@ fn producer_command(
     let mut cmd = Command::new(bin);
     cmd.args(["--api-url", &format!("http://{api}/api/")])
         .args(["--topic", &names.topic])
-        .args(["--bootstrap-servers", &args.bootstrap_servers])
-        .args(["--schema-registry-url", &args.schema_registry_url])
-        .args(["--rate", &args.rate.to_string()])
-        .args(["--duration", &format!("{}s", args.duration.as_secs())])
+        .args(["--bootstrap-servers", &settings.bootstrap_servers])
+        .args(["--schema-registry-url", &settings.schema_registry_url])
+        .args(["--rate", &settings.rate.to_string()])
+        .args(["--duration", &format!("{}s", settings.duration.as_secs())])
         // Small pages keep the stream steady at a low rate.
         .args(["--batch-size", "50"])
         .args(TOPIC_FLAGS)

@@ -11,7 +11,7 @@ use scylla::client::session::Session;
 
 use super::control::{Bed, Kind};
 use super::fleet::Fleet;
-use super::{stamp_now, Args, Names};
+use super::{stamp_now, Names};
 use crate::process::{self, Watched};
 
 /// A range of durations, "30s..60s" (or one duration, "45s").
@@ -43,6 +43,18 @@ impl std::fmt::Display for Span {
         );
         write!(f, "{lo}..{hi}")
     }
+}
+
+/// What the fault schedule needs of the soak's flags: when faults may happen, how far apart, how
+/// long each holds, and how long the bed may take to heal.
+#[derive(Debug, Clone)]
+pub(super) struct ScheduleSettings {
+    /// Faults start only while the producer is meant to be publishing.
+    pub(super) duration: Duration,
+    pub(super) fault_every: Span,
+    pub(super) outage: Span,
+    pub(super) downtime: Span,
+    pub(super) heal_timeout: Duration,
 }
 
 /// One fault, drawn from the kinds and targets.
@@ -82,7 +94,7 @@ impl Fault {
 /// whole again, the next. Returns the producer's end and the number of faults done.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn chaos(
-    args: &Args,
+    settings: &ScheduleSettings,
     kinds: &[Kind],
     rng: &mut StdRng,
     bed: &mut Bed,
@@ -93,8 +105,8 @@ pub(super) async fn chaos(
     start: Instant,
     mut producer: Watched,
 ) -> Result<(process::Finished, usize)> {
-    let end = start + args.duration;
-    let mut next = start + args.fault_every.pick(rng);
+    let end = start + settings.duration;
+    let mut next = start + settings.fault_every.pick(rng);
     let mut faults = 0;
     while producer.exited()?.is_none() {
         fleet.restart_crashed(start)?;
@@ -102,10 +114,10 @@ pub(super) async fn chaos(
             let began = Instant::now();
             faults += 1;
             let fault = Fault::draw(kinds, fleet.replicas(), rng);
-            inflict(args, rng, bed, fleet, &fault, faults, start).await?;
-            wait_whole(args, kafka, session, names, start).await?;
+            inflict(settings, rng, bed, fleet, &fault, faults, start).await?;
+            wait_whole(settings, kafka, session, names, start).await?;
             // From the fault's start, as drawn; never before the bed is whole again.
-            next = (began + args.fault_every.pick(rng)).max(Instant::now());
+            next = (began + settings.fault_every.pick(rng)).max(Instant::now());
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
@@ -115,7 +127,7 @@ pub(super) async fn chaos(
 
 /// Does `fault` and undoes it, printing both.
 async fn inflict(
-    args: &Args,
+    settings: &ScheduleSettings,
     rng: &mut StdRng,
     bed: &mut Bed,
     fleet: &mut Fleet,
@@ -124,8 +136,8 @@ async fn inflict(
     start: Instant,
 ) -> Result<()> {
     let hold = match fault {
-        Fault::Partition(_) => args.outage.pick(rng),
-        _ => args.downtime.pick(rng),
+        Fault::Partition(_) => settings.outage.pick(rng),
+        _ => settings.downtime.pick(rng),
     };
     println!(
         "soak: {} fault {number}: {} for {:.0}s",
@@ -176,7 +188,7 @@ async fn inflict(
 /// Waits until the bed is whole: every partition of the run's topics (and the group's offsets
 /// topic) with all 3 replicas in sync, and every Cassandra node answering a read at ALL.
 async fn wait_whole(
-    args: &Args,
+    settings: &ScheduleSettings,
     kafka: &Kafka,
     session: &Session,
     names: &Names,
@@ -187,14 +199,20 @@ async fn wait_whole(
         names.dlq.clone(),
         "__consumer_offsets".into(),
     ];
-    let took = bed::whole::wait(kafka, session, &topics, &names.keyspace, args.heal_timeout)
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "the bed was not whole {} after a fault was undone: {e:#}",
-                humantime::format_duration(args.heal_timeout)
-            )
-        })?;
+    let took = bed::whole::wait(
+        kafka,
+        session,
+        &topics,
+        &names.keyspace,
+        settings.heal_timeout,
+    )
+    .await
+    .map_err(|e| {
+        anyhow!(
+            "the bed was not whole {} after a fault was undone: {e:#}",
+            humantime::format_duration(settings.heal_timeout)
+        )
+    })?;
     println!(
         "soak: {} whole again after {:.0}s (all replicas in sync, every node answers)",
         stamp_now(start),

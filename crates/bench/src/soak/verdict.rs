@@ -10,7 +10,17 @@ use bed::Kafka;
 use scylla::client::session::Session;
 
 use super::monitor::Minute;
-use super::{stamp_now, Args, Names};
+use super::{stamp_now, Names};
+
+/// What the end of the soak needs of its flags: how long to wait for the pipeline, and what
+/// counts as flat.
+#[derive(Debug, Clone)]
+pub(super) struct VerdictSettings {
+    pub(super) settle: Duration,
+    /// The producer's run: flatness is judged on its minutes only.
+    pub(super) duration: Duration,
+    pub(super) max_growth: f64,
+}
 
 /// The last state of the wait for the pipeline to catch up.
 #[derive(Debug, Default)]
@@ -69,7 +79,7 @@ impl Settled {
 /// Polls until every published user is one row at QUORUM and the group committed every
 /// offset, or `--settle` passes; returns the last state either way.
 pub(super) async fn settle(
-    args: &Args,
+    settings: &VerdictSettings,
     session: &Session,
     kafka: &Kafka,
     names: &Names,
@@ -85,7 +95,7 @@ pub(super) async fn settle(
                 ..Settled::default()
             });
         state.took = began.elapsed();
-        if state.done(published) || began.elapsed() > args.settle {
+        if state.done(published) || began.elapsed() > settings.settle {
             println!(
                 "soak: {} settled in {:.0}s: {} rows, {} distinct ids, committed {} of {}",
                 stamp_now(start),
@@ -119,7 +129,8 @@ async fn observe(session: &Session, kafka: &Kafka, names: &Names) -> Result<Sett
 /// RSS and open files per replica, the last minute of the run over the second (the first is
 /// start-up: connections, caches, the JIT of the other side). A replica restarted in between
 /// starts lower, so it can hide a leak but never fake one.
-pub(super) fn flatness(verdict: &mut Verdict, minutes: &[Minute], duration: Duration, max: f64) {
+pub(super) fn flatness(verdict: &mut Verdict, minutes: &[Minute], settings: &VerdictSettings) {
+    let (duration, max) = (settings.duration, settings.max_growth);
     let during: Vec<&Minute> = minutes
         .iter()
         .filter(|m| m.minute * 60 <= duration.as_secs())
