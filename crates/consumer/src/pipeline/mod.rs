@@ -193,13 +193,15 @@ fn subscribe(kafka: &KafkaArgs, member: &Member, context: Rebalancing) -> Result
                 // Incremental rebalancing: a replica joining or leaving moves only the
                 // partitions that change owner; the others keep being written.
                 ("partition.assignment.strategy", "cooperative-sticky"),
-                // librdkafka prefetches up to 64 MB by default; 8 MB (~20 000 users) keeps
-                // every write slot fed and the consumer's memory small (peak RSS catching up
-                // 200 000 records: 116 MiB before, about 45 MiB with it).
-                ("queued.max.messages.kbytes", "8192"),
+                // librdkafka prefetches up to 64 MB per partition by default (the limit is
+                // each partition's, whatever its documentation says of the consumer queue). 2 MB
+                // (~5 000 users) each keeps every write slot fed and the memory small: at 8 MB,
+                // two replicas catching up three partitions each after a Cassandra outage peaked
+                // at 77-83 MiB, at 2 MB at 49 MiB (tests/integration/tests/outage_rebalance.rs).
+                ("queued.max.messages.kbytes", "2048"),
                 // Once that queue is full, librdkafka waits this long before fetching again
-                // (default 1 s). Catching up, 8 MB lasts about 0.5 s: at 1 s every other
-                // second went unfetched, capping the consumer at about 22 000 rows/s.
+                // (default 1 s). Catching up, a full queue lasts a fraction of a second: at 1 s
+                // most seconds went unfetched, capping the consumer at about 22 000 rows/s.
                 ("fetch.queue.backoff.ms", "50"),
             ],
             &guarded,
