@@ -28,7 +28,8 @@ use std::time::Instant;
 use anyhow::{anyhow, Context, Result};
 use common::backoff::Backoff;
 use common::kafka::{Guarded, KafkaArgs};
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 pub use progress::Summary;
 
@@ -40,7 +41,7 @@ use crate::sink::Sink;
 use halt::Halt;
 use in_flight::InFlight;
 use poll::{Poll, PollSettings};
-use rebalance::{commit, store_offsets, KafkaConsumer, Rebalancing, DRAIN_GRACE};
+use rebalance::{store_offsets, KafkaConsumer, Rebalancing, DRAIN_GRACE};
 use watcher::Watcher;
 use work::Work;
 use writer::Writer;
@@ -228,7 +229,15 @@ async fn finish(consumer: &KafkaConsumer, topic: &str, in_flight: &Arc<InFlight>
         );
     }
     store_offsets(consumer, topic, in_flight);
-    commit(consumer, "exit");
+    // Sent, not awaited: a synchronous commit here waits on the group (with no bound), and
+    // with a rebalance under way that needs this consumer's poll (which has stopped) it never
+    // returned: a hermetic test hung in it. Closing the consumer then waits for this commit
+    // and commits again in the final revoke, where librdkafka serves the group itself.
+    if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
+        if !matches!(e, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) {
+            tracing::warn!("committing offsets at exit failed: {e}");
+        }
+    }
     consumer.context().close();
     Ok(())
 }
