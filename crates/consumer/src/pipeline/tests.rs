@@ -196,6 +196,7 @@ impl Replica {
             let _ = stop.send(());
         }
         self.polling.await.expect("the poll loop ends");
+        close(self.consumer).await;
     }
 }
 
