@@ -3,10 +3,23 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::OwnedMessage;
+use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use crate::Services;
+
+/// The value of a record's header `key` (a dead letter's reason, kind, ...);
+/// panics naming the header when it is missing.
+pub fn header(message: &OwnedMessage, key: &str) -> String {
+    message
+        .headers()
+        .expect("headers")
+        .iter()
+        .find(|h| h.key == key)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_else(|| panic!("no {key} header"))
+}
 
 /// Every record of `topic` (all partitions) until `expected` arrived or
 /// nothing new came for `quiet`.

@@ -53,7 +53,23 @@ impl Services {
 
     /// A Cassandra session as the consumer opens it.
     pub async fn cassandra_session(&self) -> scylla::client::session::Session {
+        self.connect_cassandra(connection().cassandra).await
+    }
+
+    /// A session as another role (e.g. a secured bed's superuser, to change the
+    /// pipeline role's permissions), otherwise connected as the binaries are.
+    pub async fn cassandra_session_as(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> scylla::client::session::Session {
         let mut args = connection().cassandra;
+        args.username = Some(user.to_string());
+        args.password = Some(common::secret::Secret::new(password));
+        self.connect_cassandra(args).await
+    }
+
+    async fn connect_cassandra(&self, mut args: CassandraArgs) -> scylla::client::session::Session {
         args.contact_points = self.cassandra.split(',').map(str::to_string).collect();
         args.connect()
             .await

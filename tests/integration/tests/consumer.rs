@@ -5,11 +5,10 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use domain::{to_row, UserRow};
-use integration::kafka::{committed, create_topic, produce_raw, read_topic};
+use integration::kafka::{committed, create_topic, header, produce_raw, read_topic};
 use integration::pipeline::{Lane, LIMIT};
 use integration::{bins, Services};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 /// Rows must equal the transform of what was published; `produced_at` is the
@@ -190,15 +189,6 @@ async fn poison_records_go_to_the_dead_letter_topic_and_the_stream_moves_on() {
 
     let dead = read_topic(&s, &lane.dlq, 3, Duration::from_secs(20));
     assert_eq!(dead.len(), 3);
-    let header = |m: &rdkafka::message::OwnedMessage, key: &str| -> String {
-        let headers = m.headers().expect("headers");
-        headers
-            .iter()
-            .find(|h| h.key == key)
-            .and_then(|h| h.value)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_else(|| panic!("no {key} header"))
-    };
     let by_key: HashMap<Vec<u8>, &rdkafka::message::OwnedMessage> = dead
         .iter()
         .map(|m| (m.key().expect("key").to_vec(), m))
@@ -327,12 +317,5 @@ async fn the_dead_letter_topic_replays_through_the_consumer_once_the_cause_is_fi
     let still_poison = read_topic(&s, &replay_dlq, 1, Duration::from_secs(20));
     assert_eq!(still_poison.len(), 1);
     assert_eq!(still_poison[0].key(), Some(&b"junk"[..]));
-    let source = still_poison[0]
-        .headers()
-        .expect("headers")
-        .iter()
-        .find(|h| h.key == "dlq.source.topic")
-        .and_then(|h| h.value)
-        .expect("dlq.source.topic");
-    assert_eq!(source, lane.dlq.as_bytes());
+    assert_eq!(header(&still_poison[0], "dlq.source.topic"), lane.dlq);
 }

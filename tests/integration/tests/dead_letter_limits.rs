@@ -5,12 +5,12 @@
 use std::time::{Duration, Instant};
 
 use integration::kafka::{
-    committed, create_topic, create_topic_with, produce_raw_with, read_topic, record_count,
+    committed, create_topic, create_topic_with, header, produce_raw_with, read_topic, record_count,
     topic_setting,
 };
 use integration::pipeline::{Lane, LIMIT};
 use integration::{bins, Services};
-use rdkafka::message::{Headers, OwnedMessage};
+
 use rdkafka::Message;
 
 /// What the user wrote: a value under the broker's limit (1 048 588 bytes by
@@ -18,16 +18,6 @@ use rdkafka::Message;
 const BIG: usize = 1_040_000;
 /// The source topic's own limit, which the dead-letter topic the consumer creates copies.
 const TOPIC_LIMIT: &str = "2097152";
-
-fn header(m: &OwnedMessage, key: &str) -> String {
-    m.headers()
-        .expect("headers")
-        .iter()
-        .find(|h| h.key == key)
-        .and_then(|h| h.value)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_else(|| panic!("no {key} header"))
-}
 
 #[tokio::test]
 async fn a_poison_record_of_a_mebibyte_is_dead_lettered_cut_to_fit_and_its_partition_moves_on() {

@@ -11,25 +11,15 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use integration::api::{fixture, FakeApi, Reply};
-use integration::kafka::{committed, create_topic, read_topic, record_count};
+use integration::kafka::{committed, create_topic, header, read_topic, record_count};
 use integration::pipeline::{Lane, LIMIT};
 use integration::{bins, Services};
-use rdkafka::message::{Headers, OwnedMessage};
+
 use rdkafka::Message;
 use serde_json::json;
 
 /// Over the bed's 512 KiB, under the producer's 1 000 000 bytes per record.
 const HOSTILE: usize = 600 * 1024;
-
-fn header(m: &OwnedMessage, key: &str) -> String {
-    m.headers()
-        .expect("headers")
-        .iter()
-        .find(|h| h.key == key)
-        .and_then(|h| h.value)
-        .map(|v| String::from_utf8_lossy(v).into_owned())
-        .unwrap_or_else(|| panic!("no {key} header"))
-}
 
 /// The node's own limit, so a bed started before it was set fails here, saying why.
 async fn assert_the_node_refuses_the_hostile_size(s: &Services) {

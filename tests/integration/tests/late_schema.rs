@@ -8,11 +8,10 @@ use std::time::{Duration, Instant};
 use apache_avro::types::Value;
 use apache_avro::Schema;
 use domain::User;
-use integration::kafka::{committed, create_topic, produce_raw, read_topic, record_count};
+use integration::kafka::{committed, create_topic, header, produce_raw, read_topic, record_count};
 use integration::pipeline::{Lane, LIMIT};
 use integration::registry::{framed, register, schema_exists};
 use integration::{bins, unique, Services};
-use rdkafka::message::Headers;
 use rdkafka::Message;
 use serde_json::json;
 
@@ -188,16 +187,7 @@ async fn a_schema_id_the_registry_never_learns_is_dead_lettered_after_the_bounde
     let dead = read_topic(&s, &lane.dlq, 3, Duration::from_secs(20));
     assert_eq!(dead.len(), 3);
     for letter in &dead {
-        let header = |key: &str| {
-            letter
-                .headers()
-                .expect("headers")
-                .iter()
-                .find(|h| h.key == key)
-                .and_then(|h| h.value)
-                .map(|v| String::from_utf8_lossy(v).into_owned())
-                .unwrap_or_else(|| panic!("no {key} header"))
-        };
+        let header = |key: &str| header(letter, key);
         assert_eq!(header("dlq.error.kind"), "schema");
         let reason = header("dlq.error");
         assert!(

@@ -85,7 +85,8 @@ impl Alarm {
         let doubtful = error.rdkafka_error_code().is_some_and(fatal_if_lasting);
         if doubtful && self.observe(error, reason) {
             tracing::warn!(
-                "Kafka: {error}: {reason} (a refused credential, or a handshake cut short by a                  broker restarting: fatal if no broker answers within {AUTH_GRACE:?})"
+                "Kafka: {error}: {reason} (a refused credential, or a handshake cut short by a \
+                 broker restarting: fatal if no broker answers within {AUTH_GRACE:?})"
             );
         } else if self.observe(error, reason) {
             tracing::error!("Kafka: {error}: {reason}");
