@@ -6,6 +6,7 @@
 //! a Cassandra role over TLS).
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use integration::api::FakeApi;
 use integration::bins;
@@ -124,6 +125,30 @@ impl Secure {
         assert!(out.success, "producer failed: {out}");
         assert_eq!(out.summary("published"), count as u64);
         out
+    }
+}
+
+/// A free local address for a binary's `--http-addr`.
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+    l.local_addr().expect("addr").to_string()
+}
+
+/// Polls a consumer's /metrics at `addr` until `done` holds for it (within 120 s); returns
+/// that text.
+pub async fn until_metrics(addr: &str, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let text = bed::scrape(&client, addr).await;
+        if done(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within 120 s:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -11,30 +11,13 @@ use integration::bins;
 use integration::kafka::{committed, record_count};
 use integration::pipeline::{Lane, LIMIT};
 use scylla::errors::DbError;
-use secure_tests::{assert_no_secret, Secure};
+use secure_tests::{assert_no_secret, free_addr, until_metrics, Secure};
 
 /// The secure bed's Cassandra superuser (tests/stack.d/services/secure.py), Cassandra's own
 /// default: only it may grant and revoke the pipeline role's permissions.
 const SUPERUSER: (&str, &str) = ("cassandra", "cassandra");
 /// Long enough to see a refusal retried and lift it, short enough for a test.
 const REFUSED_WRITE_RETRY: Duration = Duration::from_secs(30);
-
-/// Polls the consumer's /metrics until `done` holds for it.
-async fn until_metrics(addr: &str, what: &str, done: impl Fn(&str) -> bool) {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let text = bed::scrape(&client, addr).await;
-        if done(&text) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within 120 s:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 fn cassandra_retries(metrics: &str) -> u64 {
     metrics
@@ -93,10 +76,7 @@ async fn a_write_permission_lost_is_retried_while_it_may_pass_and_fatal_once_it_
     };
 
     s.publish(&lane, 20).await;
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        l.local_addr().expect("addr").to_string()
-    };
+    let addr = free_addr();
     let retry = format!("{}s", REFUSED_WRITE_RETRY.as_secs());
     let consumer = s
         .consumer(

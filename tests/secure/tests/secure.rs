@@ -12,7 +12,7 @@ use integration::bins::{self, Output};
 use integration::kafka::{committed, produce_raw, read_topic, record_count};
 use integration::pipeline::{Lane, LIMIT};
 use rdkafka::message::{Headers, Message};
-use secure_tests::{assert_no_secret, foreign_ca, Secure};
+use secure_tests::{assert_no_secret, foreign_ca, free_addr, until_metrics, Secure};
 
 /// How long a binary may take to give up on a wrong credential or CA: seconds,
 /// not a connect timeout (a refusal is an answer: nothing to wait for).
@@ -50,29 +50,14 @@ async fn the_pipeline_runs_with_credentials_and_tls_everywhere_and_prints_no_sec
     // one poison record, so that the run writes a dead letter too
     produce_raw(&s.services, &lane.topic, &[(b"poison", b"not avro at all")]);
 
-    let addr = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        l.local_addr().expect("addr").to_string()
-    };
+    let addr = free_addr();
     let mut consumer = s.consumer(&lane, &["--exit-when-idle", "5s", "--http-addr", &addr]);
     consumer.env("RUST_LOG", "debug");
     let child = consumer.spawn().expect("spawn consumer");
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let metrics = loop {
-        let text = match client.get(format!("http://{addr}/metrics")).send().await {
-            Ok(r) => r.text().await.unwrap_or_default(),
-            Err(_) => String::new(),
-        };
-        if text.contains("consumer_rows_written_total 50") {
-            break text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "metrics never showed 50 rows:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let metrics = until_metrics(&addr, "50 rows written", |m| {
+        bed::sample_sum(m, "consumer_rows_written_total") == 50
+    })
+    .await;
     let out = bins::finish(child, LIMIT).await;
     assert!(out.success, "consumer failed: {out}");
     assert_eq!(
