@@ -81,3 +81,22 @@ pub fn rss_mib() -> f64 {
         })
         .map_or(0.0, |kb| kb / 1024.0)
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn configuration_reference_matches_the_flags() {
+        let command = super::Cli::command();
+        command.clone().debug_assert();
+        common::cli::reference::assert_current(
+            std::path::Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../docs/configuration.md"
+            )),
+            "bench",
+            &common::cli::reference::markdown(&command, "bench"),
+        );
+    }
+}

@@ -44,8 +44,9 @@ pub struct Args {
     #[arg(long, env = "CONSUMER_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_in_flight: u32,
 
-    /// First delay before retrying a failed write; doubles (with jitter) up to --retry-max-backoff.
-    /// Writes are retried until they succeed: offsets never move past an unwritten row.
+    /// First delay before retrying a transient failure (a write, a registry lookup, a dead
+    /// letter); doubles (with jitter) up to --retry-max-backoff. A transient failure is retried
+    /// until it passes: offsets never move past an unwritten row.
     #[arg(long, env = "CONSUMER_RETRY_BACKOFF", default_value = "100ms", value_parser = humantime::parse_duration)]
     pub retry_backoff: Duration,
 
@@ -71,7 +72,8 @@ pub struct Args {
     #[arg(long, env = "CONSUMER_EXIT_WHEN_IDLE", value_parser = humantime::parse_duration)]
     pub exit_when_idle: Option<Duration>,
 
-    /// Address of the HTTP server for /healthz (ready when Kafka and Cassandra answer) and /metrics.
+    /// Address of the HTTP server for /healthz (ready when Kafka, the registry and Cassandra
+    /// answer; down after 3 failed probes in a row, 5 s apart) and /metrics (Prometheus).
     #[arg(long, env = "CONSUMER_HTTP_ADDR", default_value = "0.0.0.0:9400")]
     pub http_addr: SocketAddr,
 
@@ -142,12 +144,16 @@ mod tests {
     use clap::CommandFactory;
 
     #[test]
-    fn flags_are_consistent_and_documented_in_the_readme() {
+    fn configuration_reference_matches_the_flags() {
         let command = super::Args::command();
-        let docs = include_str!("../../../docs/configuration.md");
-        for sub in command.get_subcommands() {
-            common::cli::assert_documented(sub.clone(), docs);
-        }
-        common::cli::assert_documented(command, docs);
+        command.clone().debug_assert();
+        common::cli::reference::assert_current(
+            std::path::Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../docs/configuration.md"
+            )),
+            "consumer",
+            &common::cli::reference::markdown(&command, "consumer"),
+        );
     }
 }

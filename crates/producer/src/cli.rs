@@ -111,10 +111,16 @@ mod tests {
     use clap::CommandFactory;
 
     #[test]
-    fn flags_are_consistent_and_documented_in_the_readme() {
-        common::cli::assert_documented(
-            super::Args::command(),
-            include_str!("../../../docs/configuration.md"),
+    fn configuration_reference_matches_the_flags() {
+        let command = super::Args::command();
+        command.clone().debug_assert();
+        common::cli::reference::assert_current(
+            std::path::Path::new(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../docs/configuration.md"
+            )),
+            "producer",
+            &common::cli::reference::markdown(&command, "producer"),
         );
     }
 }

@@ -1,8 +1,10 @@
 //! What both binaries share on the command line: how it is read (`--help` without URL
-//! passwords), a check that runs on their clap definitions, so `--help`, the docs and Compose
-//! cannot drift apart, and how a run ends.
+//! passwords), the configuration reference written from their clap definitions (so `--help`
+//! and the docs cannot drift apart), and how a run ends.
 
 use clap::Command;
+
+pub mod reference;
 
 /// Reads the command line as `T`. `--help` prints each variable's value beside its flag; a
 /// variable whose value holds a URL with a password is shown by name only.
@@ -28,21 +30,6 @@ pub fn hide_url_passwords(command: Command) -> Command {
             }
         })
         .mut_subcommands(hide_url_passwords)
-}
-
-/// Panics if `command` is inconsistent (clap's own checks) or if `readme`
-/// lacks one of its environment variables, written as `` `NAME` ``.
-pub fn assert_documented(command: Command, readme: &str) {
-    command.clone().debug_assert();
-    for arg in command.get_arguments() {
-        if let Some(env) = arg.get_env() {
-            let env = env.to_string_lossy();
-            assert!(
-                readme.contains(&format!("`{env}`")),
-                "docs/configuration.md does not document {env}"
-            );
-        }
-    }
 }
 
 /// How a binary's run ends: the summary line (log and stdout) and exit 0, or the error
