@@ -25,6 +25,28 @@ pub async fn register(s: &Services, subject: &str, schema: &serde_json::Value) -
     body["id"].as_u64().expect("schema id") as u32
 }
 
+/// The registry's answer to "may `schema` follow the latest version of `subject`?" (the
+/// compatibility check docs/schema-evolution.md runs with curl).
+pub async fn compatible(s: &Services, subject: &str, schema: &serde_json::Value) -> bool {
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/compatibility/subjects/{subject}/versions/latest",
+            s.registry
+        ))
+        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        .body(json!({ "schema": schema.to_string() }).to_string())
+        .send()
+        .await
+        .expect("ask the registry");
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("registry JSON");
+    assert!(
+        status.is_success(),
+        "compatibility of {subject}: {status} {body}"
+    );
+    body["is_compatible"].as_bool().expect("is_compatible")
+}
+
 /// Whether the registry has a schema with this id.
 pub async fn schema_exists(s: &Services, id: u32) -> bool {
     reqwest::Client::new()

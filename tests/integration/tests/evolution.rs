@@ -1,7 +1,8 @@
 //! Schema evolution against the real registry. The consumer reads each record
 //! with the writer schema its id names and resolves it to `schemas/user.avsc`,
 //! so a record of a newer schema (a field added with a default) or an older one
-//! (without a field the reader has a default for) is a row, never poison.
+//! (without a field the reader has a default for) is a row, never poison; and the steps of
+//! docs/schema-evolution.md, in its order, keep every record a row.
 
 use std::collections::HashMap;
 
@@ -10,7 +11,7 @@ use apache_avro::Schema;
 use domain::User;
 use integration::kafka::produce_raw;
 use integration::pipeline::Lane;
-use integration::registry::{framed, register, with_nickname};
+use integration::registry::{compatible, framed, register, with_nickname};
 use integration::Services;
 
 fn fields(value: &mut Value) -> &mut Vec<(String, Value)> {
@@ -104,4 +105,105 @@ async fn records_of_a_newer_and_an_older_compatible_schema_become_rows() {
             user.login.uuid
         );
     }
+}
+
+/// docs/schema-evolution.md on the bed: the registry's compatibility check (the guide's curl),
+/// `ALTER TABLE` before the consumer starts, the consumer first, then records of the new schema.
+/// The consumer of this build has no `nickname` in its row: the column stays empty, and every
+/// record, of either schema, is a row.
+#[tokio::test]
+async fn the_guides_steps_for_a_new_field_keep_every_record_a_row() {
+    let s = Services::from_env();
+    let lane = Lane::new("evolveguide");
+    let before = lane.publish(&s, 10).await;
+    lane.consume(&s, &[]).await;
+    let subject = format!("{}-value", lane.topic);
+
+    // 1. The schema: the new field with a default is compatible; a changed type is not.
+    let v1: serde_json::Value = serde_json::from_str(domain::avro::SCHEMA_JSON).expect("user.avsc");
+    let v2 = with_nickname(&v1);
+    assert!(
+        compatible(&s, &subject, &v2).await,
+        "an optional field with a default"
+    );
+    let mut retyped = v1.clone();
+    retyped["fields"]
+        .as_array_mut()
+        .expect("fields")
+        .iter_mut()
+        .find(|f| f["name"] == "email")
+        .expect("email field")["type"] = "long".into();
+    assert!(
+        !compatible(&s, &subject, &retyped).await,
+        "a field's type changed"
+    );
+
+    // 3. The table, before the consumer starts again.
+    let session = s.cassandra_session().await;
+    session
+        .query_unpaged(
+            format!(
+                "ALTER TABLE {}.created_users ADD nickname text",
+                lane.keyspace
+            ),
+            (),
+        )
+        .await
+        .expect("ALTER TABLE");
+
+    // 5. The consumer first (it starts against the altered table), then the new producer.
+    let v2_id = register(&s, &subject, &v2).await;
+    let v2_schema = Schema::parse(&v2).expect("v2");
+    let after: Vec<User> = before
+        .iter()
+        .map(|u| {
+            let mut u = u.clone();
+            u.login.uuid = uuid::Uuid::new_v4().to_string();
+            u
+        })
+        .collect();
+    let records: Vec<(Vec<u8>, Vec<u8>)> = after
+        .iter()
+        .map(|user| {
+            let mut value = apache_avro::to_value(user).expect("user as Avro value");
+            let nickname = Value::Union(1, Box::new(Value::String("nick".into())));
+            fields(&mut value).push(("nickname".into(), nickname));
+            (
+                user.login.uuid.clone().into_bytes(),
+                framed(v2_id, &v2_schema, value),
+            )
+        })
+        .collect();
+    let borrowed: Vec<(&[u8], &[u8])> = records
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        .collect();
+    produce_raw(&s, &lane.topic, &borrowed);
+    let out = lane.consume(&s, &[]).await;
+    assert_eq!(
+        (out.summary("written"), out.summary("dead_lettered")),
+        (10, 0),
+        "{out}"
+    );
+
+    let rows = lane.rows(&s).await;
+    assert_eq!(rows.len(), 20, "every record of either schema is a row");
+    let (set,) = session
+        .query_unpaged(
+            format!(
+                "SELECT count(nickname) FROM {}.created_users",
+                lane.keyspace
+            ),
+            (),
+        )
+        .await
+        .expect("count nicknames")
+        .into_rows_result()
+        .expect("rows")
+        .single_row::<(i64,)>()
+        .expect("one count");
+    assert_eq!(
+        set, 0,
+        "this build's row has no nickname: the column stays empty"
+    );
 }
