@@ -390,4 +390,33 @@ mod tests {
         assert_eq!(t.in_flight(), 0, "the abandoned record is not waited for");
         assert_eq!(t.take_moved(), vec![(0, 12)]);
     }
+
+    /// The lag in seconds reads these: the oldest record in flight, else the newest taken.
+    #[test]
+    fn unwritten_is_the_oldest_in_flight_then_the_newest_taken() {
+        let mut t = Tracker::default();
+        // Produced at offset * 1000 ms.
+        let s = begin(&mut t, 0, 10..13);
+        t.begin(1, 4, 4_000);
+        assert_eq!(
+            t.unwritten(),
+            [
+                (0, Unwritten::InFlight(10_000)),
+                (1, Unwritten::InFlight(4_000))
+            ]
+            .into()
+        );
+        t.finish(s[0]);
+        assert_eq!(t.unwritten()[&0], Unwritten::InFlight(11_000));
+        // Out of order: the oldest still in flight counts, not the last finished.
+        t.finish(s[2]);
+        assert_eq!(t.unwritten()[&0], Unwritten::InFlight(11_000));
+        t.finish(s[1]);
+        assert_eq!(t.unwritten()[&0], Unwritten::AfterNewest(12_000));
+        t.forget(&[1]);
+        assert!(
+            !t.unwritten().contains_key(&1),
+            "revoked: not ours to report"
+        );
+    }
 }
