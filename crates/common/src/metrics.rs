@@ -42,6 +42,11 @@ pub fn build_info(
 /// maximum file descriptors, threads, start time), read from /proc at each scrape. On other
 /// systems only the start time and uptime: the crate reads Linux's /proc.
 pub fn process(registry: &mut Registry) {
+    #[cfg(not(target_os = "linux"))]
+    tracing::info!(
+        "process metrics: only the start time and uptime on this system (the collector reads \
+         Linux's /proc)"
+    );
     if let Err(e) =
         kubert_prometheus_process::register(registry.sub_registry_with_prefix("process"))
     {

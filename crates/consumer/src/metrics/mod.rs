@@ -53,7 +53,8 @@ pub struct Metrics {
     lag: Gauge,
     partition_lag: PerPartition,
     /// Per assigned partition: the Kafka timestamp (ms) of its oldest record not yet written,
-    /// `None` when caught up; a partition not in it has no known age yet.
+    /// `None` when caught up; a partition not in it has no known age yet. Locked after
+    /// `assigned`, never before.
     unwritten_since: Mutex<BTreeMap<i32, Option<i64>>>,
     lag_seconds: Gauge<f64, AtomicU64>,
     partition_lag_seconds: PerPartition<f64, AtomicU64>,
@@ -376,10 +377,6 @@ impl Metrics {
         }
     }
 
-    pub fn assigned(&self) -> Vec<i32> {
-        self.partitions_mut().iter().copied().collect()
-    }
-
     fn partitions_mut(&self) -> MutexGuard<'_, BTreeSet<i32>> {
         lock(&self.assigned)
     }
@@ -416,9 +413,11 @@ impl Metrics {
 
     /// The lag in seconds as of `now_ms`.
     fn age_lag(&self, now_ms: i64) {
+        // Locks in the order every other method takes them: `assigned`, then `unwritten_since`.
+        let assigned = self.partitions_mut();
         let since = lock(&self.unwritten_since);
         let mut max = 0.0f64;
-        for partition in self.partitions_mut().iter() {
+        for partition in assigned.iter() {
             let label = [("partition", *partition)];
             match since.get(partition) {
                 Some(oldest) => {
