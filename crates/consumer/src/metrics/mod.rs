@@ -406,7 +406,8 @@ impl Metrics {
         self.render_at(chrono::Utc::now().timestamp_millis())
     }
 
-    fn render_at(&self, now_ms: i64) -> String {
+    /// [`Metrics::render`] as of `now_ms` (ms since the epoch).
+    pub(crate) fn render_at(&self, now_ms: i64) -> String {
         self.age_lag(now_ms);
         common::metrics::render(&self.families)
     }

@@ -61,7 +61,7 @@ impl Watcher {
 }
 
 /// Records behind the high watermark per assigned partition.
-fn lag(consumer: &KafkaConsumer, topic: &str) -> KafkaResult<BTreeMap<i32, i64>> {
+pub(super) fn lag(consumer: &KafkaConsumer, topic: &str) -> KafkaResult<BTreeMap<i32, i64>> {
     // Answers even with nothing assigned, so readiness also means "broker reachable".
     consumer.fetch_metadata(Some(topic), Duration::from_secs(2))?;
     let mut lag = BTreeMap::new();
