@@ -4,11 +4,12 @@
 //! `prometheus-client` registry, which renders them; what changes per row is an atomic
 //! add (no lock, no label lookup), the rest is set when it changes or at a scrape.
 
+mod dependency;
 mod histogram;
 mod labelled;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 pub use crate::offsets::Unwritten;
+pub use dependency::{Dependency, DOWN_AFTER};
 use histogram::Histogram;
 pub use histogram::BUCKETS;
 use labelled::Labelled;
@@ -438,32 +440,6 @@ impl Metrics {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere must not stop the metrics; the data is still consistent.
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Probes that fail in a row before a dependency counts as down.
-pub const DOWN_AFTER: u32 = 3;
-
-/// Whether a dependency answers, with hysteresis: one slow probe is not an
-/// outage, so readiness does not flap; one good answer brings it back.
-#[derive(Debug, Default)]
-pub struct Dependency {
-    up: AtomicBool,
-    failures: AtomicU32,
-}
-
-impl Dependency {
-    pub fn observe(&self, ok: bool) {
-        if ok {
-            self.failures.store(0, Relaxed);
-            self.up.store(true, Relaxed);
-        } else if self.failures.fetch_add(1, Relaxed) + 1 >= DOWN_AFTER {
-            self.up.store(false, Relaxed);
-        }
-    }
-
-    pub fn is_up(&self) -> bool {
-        self.up.load(Relaxed)
-    }
 }
 
 #[cfg(test)]
