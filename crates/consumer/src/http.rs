@@ -32,6 +32,7 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
             };
             let request = String::from_utf8_lossy(&buf[..n]);
             let path = request.split_whitespace().nth(1).unwrap_or("");
+            let mut content_type = "text/plain; charset=utf-8";
             let (status, body) = match path {
                 "/healthz" if metrics.ready() => ("200 OK", "ready\n".to_string()),
                 "/healthz" => (
@@ -45,11 +46,14 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                             .collect::<String>()
                     ),
                 ),
-                "/metrics" => ("200 OK", metrics.render()),
+                "/metrics" => {
+                    content_type = common::metrics::CONTENT_TYPE;
+                    ("200 OK", metrics.render())
+                }
                 _ => ("404 Not Found", "try /healthz or /metrics\n".to_string()),
             };
             let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
             let _ = stream.write_all(response.as_bytes()).await;

@@ -8,7 +8,7 @@
 //! write until the writer lets them go), so a rebalance cannot admit another window of records
 //! on top of them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,12 +21,25 @@ pub struct Slot {
     generation: u64,
 }
 
+/// A partition's oldest record not yet written to Cassandra, as far as this consumer knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unwritten {
+    /// In flight: its Kafka timestamp (ms), exact.
+    InFlight(i64),
+    /// Not fetched yet, if there is one: it comes after the newest record taken, of this
+    /// Kafka timestamp (ms), which is the best known bound (an over-estimate of its age).
+    AfterNewest(i64),
+}
+
 #[derive(Debug, Default)]
 struct Partition {
     generation: u64,
-    in_flight: BTreeSet<i64>,
+    /// Offset -> the record's Kafka timestamp (ms), for the lag in seconds.
+    in_flight: BTreeMap<i64, i64>,
     /// One past the highest offset handed out.
     next: i64,
+    /// The Kafka timestamp (ms) of the record at `next - 1`.
+    newest_ms: i64,
     /// Last offset reported as committable.
     stored: i64,
     /// `stored` moved since the last [`Tracker::take_moved`].
@@ -49,7 +62,8 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn begin(&mut self, partition: i32, offset: i64) -> Slot {
+    /// A record taken, produced at `produced_ms` (its Kafka timestamp).
+    pub fn begin(&mut self, partition: i32, offset: i64, produced_ms: i64) -> Slot {
         // The first offset seen is where this consumer started: nothing to report until past it.
         let generations = &mut self.generations;
         let p = self.partitions.entry(partition).or_insert_with(|| {
@@ -60,8 +74,10 @@ impl Tracker {
                 ..Partition::default()
             }
         });
-        p.in_flight.insert(offset);
-        p.next = p.next.max(offset + 1);
+        p.in_flight.insert(offset, produced_ms);
+        if offset >= p.next {
+            (p.next, p.newest_ms) = (offset + 1, produced_ms);
+        }
         Slot {
             partition,
             offset,
@@ -83,9 +99,9 @@ impl Tracker {
 
     /// Whether `slot` is of its partition's current assignment (not revoked or lost since).
     pub fn is_current(&self, slot: Slot) -> bool {
-        self.partitions
-            .get(&slot.partition)
-            .is_some_and(|p| p.generation == slot.generation && p.in_flight.contains(&slot.offset))
+        self.partitions.get(&slot.partition).is_some_and(|p| {
+            p.generation == slot.generation && p.in_flight.contains_key(&slot.offset)
+        })
     }
 
     /// Marks the slot's record done. Returns the partition's new committable offset (the
@@ -93,14 +109,11 @@ impl Tracker {
     pub fn finish(&mut self, slot: Slot) -> Option<i64> {
         let offset = slot.offset;
         let p = self.current(slot)?;
-        if !p.in_flight.remove(&offset) {
-            return None;
-        }
+        p.in_flight.remove(&offset)?;
         let committable = p
             .in_flight
-            .first()
-            .copied()
-            .unwrap_or(p.next)
+            .first_key_value()
+            .map_or(p.next, |(offset, _)| *offset)
             .min(p.abandoned.unwrap_or(i64::MAX));
         (committable > p.stored).then(|| {
             p.stored = committable;
@@ -115,7 +128,7 @@ impl Tracker {
     pub fn abandon(&mut self, slot: Slot) {
         let offset = slot.offset;
         if let Some(p) = self.current(slot) {
-            if p.in_flight.remove(&offset) {
+            if p.in_flight.remove(&offset).is_some() {
                 p.abandoned = Some(p.abandoned.map_or(offset, |a| a.min(offset)));
             }
         }
@@ -131,6 +144,21 @@ impl Tracker {
             }
         }
         moved
+    }
+
+    /// Per partition of the current assignment that has taken a record: the Kafka timestamp
+    /// (ms) of the oldest record not yet done, or `None` when every record taken is done.
+    pub fn unwritten(&self) -> BTreeMap<i32, Unwritten> {
+        self.partitions
+            .iter()
+            .map(|(partition, p)| {
+                let oldest = match p.in_flight.first_key_value() {
+                    Some((_, produced_ms)) => Unwritten::InFlight(*produced_ms),
+                    None => Unwritten::AfterNewest(p.newest_ms),
+                };
+                (*partition, oldest)
+            })
+            .collect()
     }
 
     /// Every record held, orphans included.
@@ -170,8 +198,12 @@ pub struct SharedTracker {
 }
 
 impl SharedTracker {
-    pub fn begin(&self, partition: i32, offset: i64) -> Slot {
-        self.lock().begin(partition, offset)
+    pub fn begin(&self, partition: i32, offset: i64, produced_ms: i64) -> Slot {
+        self.lock().begin(partition, offset, produced_ms)
+    }
+
+    pub fn unwritten(&self) -> BTreeMap<i32, Unwritten> {
+        self.lock().unwritten()
     }
 
     pub fn is_current(&self, slot: Slot) -> bool {
@@ -256,7 +288,7 @@ mod tests {
 
     /// Begins `offsets` of `partition`, returning their slots.
     fn begin(t: &mut Tracker, partition: i32, offsets: std::ops::Range<i64>) -> Vec<Slot> {
-        offsets.map(|o| t.begin(partition, o)).collect()
+        offsets.map(|o| t.begin(partition, o, o * 1000)).collect()
     }
 
     #[test]
@@ -277,8 +309,8 @@ mod tests {
     #[test]
     fn moved_offsets_are_reported_once() {
         let mut t = Tracker::default();
-        let a = t.begin(0, 1);
-        let b = t.begin(1, 9);
+        let a = t.begin(0, 1, 0);
+        let b = t.begin(1, 9, 0);
         t.finish(a);
         assert_eq!(t.take_moved(), vec![(0, 2)]);
         assert_eq!(t.take_moved(), vec![]);
@@ -289,8 +321,8 @@ mod tests {
     #[test]
     fn partitions_are_independent() {
         let mut t = Tracker::default();
-        let a = t.begin(0, 5);
-        let b = t.begin(1, 7);
+        let a = t.begin(0, 5, 0);
+        let b = t.begin(1, 7, 0);
         assert_eq!(t.finish(b), Some(8));
         assert_eq!(t.in_flight(), 1);
         assert_eq!(t.finish(a), Some(6));
@@ -299,7 +331,7 @@ mod tests {
     #[test]
     fn repeated_finishes_change_nothing() {
         let mut t = Tracker::default();
-        let a = t.begin(3, 1);
+        let a = t.begin(3, 1, 0);
         assert_eq!(t.finish(a), Some(2));
         assert_eq!(t.finish(a), None);
         assert_eq!(t.in_flight(), 0);
@@ -314,7 +346,7 @@ mod tests {
         assert!(!t.is_current(old[0]));
 
         // Assigned again: the same offsets are new records of a new generation.
-        let new = t.begin(0, 100);
+        let new = t.begin(0, 100, 0);
         assert!(t.is_current(new) && !t.is_current(old[0]));
         assert_eq!(t.in_flight(), 4);
         assert_eq!(t.finish(old[0]), None, "an orphan's finish commits nothing");
@@ -332,7 +364,7 @@ mod tests {
     #[test]
     fn wait_drained_returns_when_the_last_record_finishes() {
         let shared = std::sync::Arc::new(SharedTracker::default());
-        let slot = shared.begin(0, 1);
+        let slot = shared.begin(0, 1, 0);
         let other = shared.clone();
         let started = Instant::now();
         // Whether the waiter blocks before or after the finish, it must see it
@@ -342,7 +374,7 @@ mod tests {
         shared.finish(slot);
         assert_eq!(waiter.join().expect("join"), 0);
         assert!(started.elapsed() < Duration::from_secs(10));
-        shared.begin(1, 1);
+        shared.begin(1, 1, 0);
         assert_eq!(shared.wait_drained(None, Duration::from_millis(20)), 1);
     }
 
@@ -357,5 +389,34 @@ mod tests {
         assert_eq!(t.finish(s[4]), None);
         assert_eq!(t.in_flight(), 0, "the abandoned record is not waited for");
         assert_eq!(t.take_moved(), vec![(0, 12)]);
+    }
+
+    /// The lag in seconds reads these: the oldest record in flight, else the newest taken.
+    #[test]
+    fn unwritten_is_the_oldest_in_flight_then_the_newest_taken() {
+        let mut t = Tracker::default();
+        // Produced at offset * 1000 ms.
+        let s = begin(&mut t, 0, 10..13);
+        t.begin(1, 4, 4_000);
+        assert_eq!(
+            t.unwritten(),
+            [
+                (0, Unwritten::InFlight(10_000)),
+                (1, Unwritten::InFlight(4_000))
+            ]
+            .into()
+        );
+        t.finish(s[0]);
+        assert_eq!(t.unwritten()[&0], Unwritten::InFlight(11_000));
+        // Out of order: the oldest still in flight counts, not the last finished.
+        t.finish(s[2]);
+        assert_eq!(t.unwritten()[&0], Unwritten::InFlight(11_000));
+        t.finish(s[1]);
+        assert_eq!(t.unwritten()[&0], Unwritten::AfterNewest(12_000));
+        t.forget(&[1]);
+        assert!(
+            !t.unwritten().contains_key(&1),
+            "revoked: not ours to report"
+        );
     }
 }

@@ -5,9 +5,14 @@
 //! so the Pushgateway holds the last run; Prometheus keeps the history. A successful run
 //! replaces the group (PUT); a failed one only overwrites the metrics it sends (POST), so
 //! the last success's timestamp survives it and an alert can say how long ago that was.
+//! No process metrics: the process is gone once pushed, and the Pushgateway's own
+//! `process_*` would clash with them.
 
-use std::fmt::Write;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 
 use crate::run::{RunError, Summary};
 
@@ -33,6 +38,8 @@ pub async fn outcome(url: &reqwest::Url, result: &anyhow::Result<Summary>) {
     };
     let answer = request
         .timeout(Duration::from_secs(5))
+        // The text format's own type: the Pushgateway reads OpenMetrics gauges with its text
+        // parser, and rejects the OpenMetrics type on push.
         .header(reqwest::header::CONTENT_TYPE, "text/plain; version=0.0.4")
         .body(body)
         .send()
@@ -50,9 +57,14 @@ pub async fn outcome(url: &reqwest::Url, result: &anyhow::Result<Summary>) {
     }
 }
 
-/// The Prometheus text of a run's outcome; a run that failed before publishing has no
-/// summary and counts zeros.
+/// A run's outcome as OpenMetrics text (gauges only, which the Pushgateway's text parser
+/// reads alike); a run that failed before publishing has no summary and counts zeros.
 fn render(result: &anyhow::Result<Summary>, now: f64) -> String {
+    common::metrics::render(&registry(result, now))
+}
+
+/// The registry of a run's outcome, and the build that ran it.
+fn registry(result: &anyhow::Result<Summary>, now: f64) -> Registry {
     let (summary, success) = match result {
         Ok(summary) => (Some(summary), true),
         Err(e) => (e.downcast_ref::<RunError>().map(|r| &r.summary), false),
@@ -61,55 +73,60 @@ fn render(result: &anyhow::Result<Summary>, now: f64) -> String {
     let mut gauges = vec![
         (
             "producer_last_run_fetched_users",
-            "Users fetched from the API by the last run.",
+            "Users fetched from the API by the last run",
             count(|s| s.fetched),
         ),
         (
             "producer_last_run_published_users",
-            "Users the last run published (acknowledged by Kafka).",
+            "Users the last run published (acknowledged by Kafka)",
             count(|s| s.published),
         ),
         (
             "producer_last_run_rejected_users",
-            "API records the last run rejected as invalid.",
+            "API records the last run rejected as invalid",
             count(|s| s.rejected),
         ),
         (
             "producer_last_run_failed_users",
-            "Users whose delivery failed in the last run.",
+            "Users whose delivery failed in the last run",
             count(|s| s.failed),
         ),
         (
             "producer_last_run_duration_seconds",
-            "How long the last run took.",
+            "How long the last run took",
             summary.map_or(0.0, |s| s.seconds),
         ),
         (
             "producer_last_run_success",
-            "1 if the last run delivered every accepted user, 0 if it failed.",
+            "1 if the last run delivered every accepted user, 0 if it failed",
             success as u8 as f64,
         ),
         (
             "producer_last_run_timestamp_seconds",
-            "When the last run ended (Unix time).",
+            "When the last run ended (Unix time)",
             now,
         ),
     ];
     if success {
         gauges.push((
             "producer_last_success_timestamp_seconds",
-            "When the last successful run ended (Unix time).",
+            "When the last successful run ended (Unix time)",
             now,
         ));
     }
-    let mut out = String::new();
+    let mut registry = Registry::default();
     for (name, help, value) in gauges {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-        );
+        let gauge = Gauge::<f64, AtomicU64>::default();
+        gauge.set(value);
+        registry.register(name, help, gauge);
     }
-    out
+    common::metrics::build_info(
+        &mut registry,
+        "producer",
+        env!("CARGO_PKG_VERSION"),
+        option_env!("BUILD_REVISION"),
+    );
+    registry
 }
 
 /// The URL as logs may show it: its password `***`.
@@ -135,12 +152,12 @@ mod tests {
     fn a_success_sets_the_last_success_time() {
         let text = render(&Ok(summary()), 1_700_000_000.0);
         assert!(
-            text.contains("producer_last_run_published_users 97\n"),
+            text.contains("producer_last_run_published_users 97.0\n"),
             "{text}"
         );
-        assert!(text.contains("producer_last_run_rejected_users 3\n"));
-        assert!(text.contains("producer_last_run_success 1\n"));
-        assert!(text.contains("producer_last_success_timestamp_seconds 1700000000\n"));
+        assert!(text.contains("producer_last_run_rejected_users 3.0\n"));
+        assert!(text.contains("producer_last_run_success 1.0\n"));
+        assert!(text.contains("producer_last_success_timestamp_seconds 1700000000.0\n"));
     }
 
     #[test]
@@ -155,11 +172,41 @@ mod tests {
         }
         .into());
         let text = render(&failed, 1_700_000_000.0);
-        assert!(text.contains("producer_last_run_success 0\n"));
-        assert!(text.contains("producer_last_run_failed_users 5\n"));
+        assert!(text.contains("producer_last_run_success 0.0\n"));
+        assert!(text.contains("producer_last_run_failed_users 5.0\n"));
         assert!(!text.contains("producer_last_success_timestamp_seconds"));
         let early: anyhow::Result<Summary> = Err(anyhow::anyhow!("bad settings"));
-        assert!(render(&early, 0.0).contains("producer_last_run_published_users 0\n"));
+        assert!(render(&early, 0.0).contains("producer_last_run_published_users 0.0\n"));
+    }
+
+    /// Every name the alert rules, the dashboard and the docs query, and the reference in
+    /// docs/metrics.md, against the registry.
+    #[test]
+    fn every_metric_name_is_pushed_and_documented() {
+        let text = render(&Ok(summary()), 1.0);
+        for name in [
+            "producer_last_run_fetched_users ",
+            "producer_last_run_published_users ",
+            "producer_last_run_rejected_users ",
+            "producer_last_run_failed_users ",
+            "producer_last_run_duration_seconds ",
+            "producer_last_run_success ",
+            "producer_last_run_timestamp_seconds ",
+            "producer_last_success_timestamp_seconds ",
+            "producer_build_info{version=",
+        ] {
+            assert!(
+                text.contains(&format!("\n{name}")),
+                "{name} missing: {text}"
+            );
+        }
+        assert!(!text.contains("process_"), "{text}");
+        let families = common::metrics::describe(&text);
+        let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md");
+        let table = common::metrics::reference_table(&families);
+        if let Err(e) = common::metrics::check_reference(&page, "producer", &table) {
+            panic!("{e}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 use crate::offsets::SharedTracker;
-pub use crate::offsets::Slot;
+pub use crate::offsets::{Slot, Unwritten};
 
 /// With every write slot taken and none finishing for this long, fetching is
 /// paused (and polling goes on) until half the slots are free again.
@@ -45,10 +45,15 @@ impl InFlight {
         }
     }
 
-    /// A record taken: it holds a slot, and its offset is not committable until it is
-    /// finished.
-    pub fn begin(&self, partition: i32, offset: i64) -> Slot {
-        self.offsets.begin(partition, offset)
+    /// A record taken (produced at `produced_ms`, its Kafka timestamp): it holds a slot, and
+    /// its offset is not committable until it is finished.
+    pub fn begin(&self, partition: i32, offset: i64, produced_ms: i64) -> Slot {
+        self.offsets.begin(partition, offset, produced_ms)
+    }
+
+    /// Per partition, the oldest record not yet written (for the lag in seconds).
+    pub fn unwritten(&self) -> std::collections::BTreeMap<i32, Unwritten> {
+        self.offsets.unwritten()
     }
 
     /// A record written or dead-lettered: its slot is free, its offset committable.
@@ -143,7 +148,7 @@ mod tests {
     #[test]
     fn full_until_an_eighth_of_the_slots_is_free_again() {
         let slots = InFlight::new(16);
-        let taken: Vec<Slot> = (0..16).map(|offset| slots.begin(0, offset)).collect();
+        let taken: Vec<Slot> = (0..16).map(|offset| slots.begin(0, offset, 0)).collect();
         assert!(slots.is_full(false));
         slots.finish(taken[0]);
         assert!(!slots.is_full(false), "a slot is free");
@@ -155,7 +160,7 @@ mod tests {
     #[test]
     fn resumes_at_half_and_an_abandoned_record_frees_its_slot() {
         let slots = InFlight::new(4);
-        let taken: Vec<Slot> = (0..4).map(|offset| slots.begin(3, offset)).collect();
+        let taken: Vec<Slot> = (0..4).map(|offset| slots.begin(3, offset, 0)).collect();
         assert!(!slots.may_resume());
         slots.abandon(taken[0]);
         slots.finish(taken[1]);
@@ -173,7 +178,7 @@ mod tests {
     #[test]
     fn a_revoke_keeps_its_records_counted_until_the_writer_lets_them_go() {
         let slots = InFlight::new(2);
-        let taken: Vec<Slot> = (0..2).map(|offset| slots.begin(0, offset)).collect();
+        let taken: Vec<Slot> = (0..2).map(|offset| slots.begin(0, offset, 0)).collect();
         slots.forget(&[0]);
         assert!(
             slots.is_full(false),

@@ -92,6 +92,7 @@ pub async fn run(
             registry,
             subject: format!("{}-value", args.kafka.topic),
             metrics: metrics.clone(),
+            in_flight: in_flight.clone(),
         }
         .run(),
     );

@@ -96,7 +96,7 @@ impl Poll<'_> {
                     last_record = Instant::now();
                     consumer.context().alarm().reached();
                     metrics.consumed();
-                    let slot = in_flight.begin(work.partition(), work.offset());
+                    let slot = in_flight.begin(work.partition(), work.offset(), work.produced_ms());
                     // The writer outlives this loop: it cannot have gone. Unbounded, as every
                     // record sent holds a slot: the slots bound it.
                     let _ = to_writer.send((slot, work));

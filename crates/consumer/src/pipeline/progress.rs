@@ -1,6 +1,5 @@
 //! What a run did: a progress line every `--progress-interval`, and the summary at its end.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
@@ -19,12 +18,13 @@ pub struct Summary {
 
 impl Summary {
     pub fn of(metrics: &Metrics, started: Instant) -> Summary {
+        let counts = metrics.counts();
         Summary {
-            consumed: metrics.consumed.load(Relaxed),
-            written: metrics.written.load(Relaxed),
-            dead_lettered: metrics.dead_lettered.load(Relaxed),
-            dead_letters_refused: metrics.dead_letters_refused.load(Relaxed),
-            retried: metrics.retries.load(Relaxed),
+            consumed: counts.consumed,
+            written: counts.written,
+            dead_lettered: counts.dead_lettered,
+            dead_letters_refused: counts.dead_letters_refused,
+            retried: counts.retries,
             seconds: started.elapsed().as_secs_f64(),
         }
     }
@@ -72,16 +72,17 @@ impl Progress {
         if self.last.elapsed() < self.every {
             return;
         }
-        let written = metrics.written.load(Relaxed);
+        let counts = metrics.counts();
+        let written = counts.written;
         let rate = (written - self.last_written) as f64 / self.last.elapsed().as_secs_f64();
         (self.last, self.last_written) = (Instant::now(), written);
         tracing::info!(
-            consumed = metrics.consumed.load(Relaxed),
+            consumed = counts.consumed,
             written,
-            dead_lettered = metrics.dead_lettered.load(Relaxed),
-            retries = metrics.retries.load(Relaxed),
+            dead_lettered = counts.dead_lettered,
+            retries = counts.retries,
             in_flight,
-            lag = metrics.lag.load(Relaxed),
+            lag = counts.lag,
             rows_per_s = rate.round(),
             partitions = ?partitions(),
             "progress"

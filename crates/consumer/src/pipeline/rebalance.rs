@@ -92,7 +92,8 @@ impl Rebalancing {
     fn revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
         let partitions: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
         let closing = self.closing.load(Relaxed);
-        if consumer.assignment_lost() {
+        let lost = consumer.assignment_lost();
+        if lost {
             tracing::warn!(
                 ?partitions,
                 "partitions lost (the group session expired); rows not yet committed will be \
@@ -139,7 +140,7 @@ impl Rebalancing {
             assignment.remove(p);
         }
         drop(assignment);
-        self.metrics.revoke(&partitions);
+        self.metrics.revoke(&partitions, lost);
         tracing::info!(?partitions, "partitions revoked");
     }
 }
@@ -187,9 +188,22 @@ impl ConsumerContext for Rebalancing {
         }
     }
 
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         match result {
-            Ok(()) => self.alarm.reached(),
+            Ok(()) => {
+                self.alarm.reached();
+                let committed: Vec<(i32, i64)> = offsets
+                    .elements()
+                    .iter()
+                    .filter_map(|e| match e.offset() {
+                        Offset::Offset(offset) if e.error().is_ok() => {
+                            Some((e.partition(), offset))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                self.metrics.committed(&committed);
+            }
             Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
             Err(e) => Storm::global().warn(
                 "kafka",

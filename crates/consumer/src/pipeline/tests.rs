@@ -96,6 +96,7 @@ impl Cluster {
 struct Replica {
     consumer: Arc<KafkaConsumer>,
     in_flight: Arc<InFlight>,
+    metrics: Arc<Metrics>,
     works: mpsc::UnboundedReceiver<(Slot, Work)>,
     stop: Option<oneshot::Sender<()>>,
     polling: tokio::task::JoinHandle<()>,
@@ -122,7 +123,8 @@ impl Replica {
         let (to_writer, works) = mpsc::unbounded_channel();
         let (stop, stopped) = oneshot::channel::<()>();
         let polling = tokio::spawn({
-            let (consumer, in_flight) = (consumer.clone(), in_flight.clone());
+            let (consumer, in_flight, metrics) =
+                (consumer.clone(), in_flight.clone(), metrics.clone());
             async move {
                 let settings = PollSettings {
                     topic: TOPIC.into(),
@@ -159,6 +161,7 @@ impl Replica {
         Replica {
             consumer,
             in_flight,
+            metrics,
             works,
             stop: Some(stop),
             polling,
@@ -185,6 +188,19 @@ impl Replica {
         taken
     }
 
+    /// /metrics as the watcher would leave it now (lag measured), rendered `later` than now.
+    async fn metrics_in(&self, later: Duration) -> String {
+        let consumer = self.consumer.clone();
+        let records = tokio::task::spawn_blocking(move || watcher::lag(&consumer, TOPIC))
+            .await
+            .expect("joined")
+            .expect("lag measured");
+        self.metrics
+            .measured_lag(records, self.in_flight.unwritten());
+        self.metrics
+            .render_at(chrono::Utc::now().timestamp_millis() + later.as_millis() as i64)
+    }
+
     fn write(&self, records: &[Slot]) {
         for &slot in records {
             self.in_flight.finish(slot);
@@ -205,6 +221,14 @@ fn member() -> Member {
         group_id: GROUP.into(),
         instance_id: None,
     }
+}
+
+/// The value of the sample `series` (name and labels as rendered) in a /metrics text; NaN
+/// when it is not there.
+fn sample(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 /// (partition, offset) of each slot.
@@ -298,6 +322,19 @@ async fn stalled_writes_pause_fetching_and_resume_it_without_losing_a_record() {
     let first = a.take(4).await;
     until("fetching pauses", || a.consumer.context().paused()).await;
     assert!(a.works.is_empty(), "no record taken beyond the write slots");
+    // As while Cassandra is away: the oldest record in flight ages, and its age is the lag
+    // in seconds. Read 130 s from now, it is past the 2-minute alert threshold.
+    let text = a.metrics_in(Duration::from_secs(130)).await;
+    let age = sample(&text, "consumer_lag_seconds");
+    assert!(
+        (130.0..130.0 + PATIENCE.as_secs_f64()).contains(&age),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "consumer_partition_lag_seconds{partition=\"0\"}"),
+        age
+    );
+    assert_eq!(sample(&text, "consumer_lag_records"), 8.0, "{text}");
 
     a.write(&first);
     until("fetching resumes", || !a.consumer.context().paused()).await;
@@ -312,6 +349,22 @@ async fn stalled_writes_pause_fetching_and_resume_it_without_losing_a_record() {
         (0..12).map(|o| (0, o)).collect::<Vec<_>>(),
         "every record once, in order"
     );
+    // Caught up: no lag of either kind, the commit seen by the commit callback.
+    let text = a.metrics_in(Duration::from_secs(130)).await;
+    assert_eq!(sample(&text, "consumer_lag_seconds"), 0.0, "{text}");
+    assert_eq!(sample(&text, "consumer_lag_records"), 0.0, "{text}");
+    assert_eq!(
+        sample(&text, "consumer_rebalances_total{kind=\"assigned\"}"),
+        1.0,
+        "{text}"
+    );
+    until("the commit is shown", || {
+        sample(
+            &a.metrics.render(),
+            "consumer_partition_committed_offset{partition=\"0\"}",
+        ) == 12.0
+    })
+    .await;
     a.stop().await;
     assert_eq!(cluster.committed(&[0]), vec![Some(12)], "committed at exit");
 }

@@ -1,5 +1,6 @@
 //! Every few seconds: do Kafka, the registry and Cassandra answer (for `/healthz`), and how
-//! far behind is this consumer (for `/metrics` and the progress lines)?
+//! far behind is this consumer, in records and in seconds (for `/metrics` and the progress
+//! lines)?
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaResult;
 use rdkafka::Offset;
 
+use super::in_flight::InFlight;
 use super::rebalance::KafkaConsumer;
 use crate::metrics::Metrics;
 use crate::sink::Sink;
@@ -24,6 +26,8 @@ pub struct Watcher {
     /// The subject the registry probe reads.
     pub subject: String,
     pub metrics: Arc<Metrics>,
+    /// Where the records not yet written are, for the lag in seconds.
+    pub in_flight: Arc<InFlight>,
 }
 
 impl Watcher {
@@ -44,7 +48,7 @@ impl Watcher {
                     // An answer from the cluster even when no record comes: clears a SASL doubt.
                     me.consumer.context().alarm().reached();
                     me.metrics.kafka.observe(true);
-                    me.metrics.measured_lag(lag);
+                    me.metrics.measured_lag(lag, me.in_flight.unwritten());
                 }
                 Ok(Err(e)) => {
                     me.metrics.kafka.observe(false);
@@ -57,7 +61,7 @@ impl Watcher {
 }
 
 /// Records behind the high watermark per assigned partition.
-fn lag(consumer: &KafkaConsumer, topic: &str) -> KafkaResult<BTreeMap<i32, i64>> {
+pub(super) fn lag(consumer: &KafkaConsumer, topic: &str) -> KafkaResult<BTreeMap<i32, i64>> {
     // Answers even with nothing assigned, so readiness also means "broker reachable".
     consumer.fetch_metadata(Some(topic), Duration::from_secs(2))?;
     let mut lag = BTreeMap::new();

@@ -33,6 +33,10 @@ impl Work {
     pub fn offset(&self) -> i64 {
         self.message.offset()
     }
+
+    pub fn produced_ms(&self) -> i64 {
+        produced_ms(&self.message)
+    }
 }
 
 /// When a record was produced: its Kafka timestamp, in ms since the epoch.
