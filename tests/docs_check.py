@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Static checks of README.md and docs/: links resolve, no page is orphaned, shell blocks are honest.
+"""Static checks of README.md and docs/: links resolve, no page is orphaned, shell blocks are honest,
+every error message of the code has its row in docs/troubleshooting.md.
 
   python3 tests/docs_check.py
 
@@ -23,18 +24,18 @@ Checks, one result line each, then `docs: N passed, M failed` (exit 1 if any fai
              cut at `…` (what varies) and at `: ` (where a message meets its cause), and each
              piece (spaces and `.,;:()'"` trimmed off its ends) must be inside one string literal
              of the code below: a row cannot outlive its message;
-           - sites: every message of the code must match a row (of this page, or of docs/airflow.md's
-             tables, which map the DAG's await_cassandra messages). A site is, in the non-test code
-             of crates/{common,consumer,producer}/src, the first string literal holding a space in
-             the arguments of `bail!(`, `anyhow!(`, `.context(`, `.with_context(`, `Fault::fatal(`,
-             `Fault::retry(`, `Fault::new(`, `Attempt::Fatal(`, `#[error(`, and every `format!(`
-             string with 4 words or more outside `{}` (messages built apart, then raised); in
-             tests/stack and tests/stack.d/**/*.py, the string of every `StackError(...)`, and in
-             dags/*.py of every `raise ...Error(...)`. Its head (the text from its first word to
-             its 6th, a `{...}` / `%s` in it matching anything, `…` included) must be found in a
-             row. ALLOWED lists, each with its reason, the few sites that are no user's error
-             line (a summary, an HTTP header, a dead letter's reason); an entry that matches no
-             site fails too
+           - sites: every message of the code must match a row (of this page, or of
+             docs/airflow.md's tables, which map the DAG's await_cassandra messages). A site is, in
+             the non-test code of crates/{common,consumer,producer}/src, the first string literal
+             holding a space in the arguments of `bail!(`, `anyhow!(`, `.context(`,
+             `.with_context(`, `Fault::fatal(`, `Fault::retry(`, `Fault::new(`, `Attempt::Fatal(`,
+             `#[error(`, and every `format!(` string with 4 words or more outside `{}` (messages
+             built apart, then raised); in tests/stack and tests/stack.d/**/*.py, the string of
+             every `StackError(...)`; in dags/*.py, of every `...Error(...)`. Its head, from its
+             first word up to the first value (`{...}`, `%s`) after its 6th word or its end, a
+             value in it matching any text (`…` included), must be found in a row. ALLOWED lists,
+             each with its reason, the sites that are no user's error line (a summary, an HTTP
+             header, a dead letter's reason); an entry that matches no site fails too
 
 Python 3 standard library only.
 """
@@ -317,8 +318,6 @@ ALLOWED = [
     ("crates/producer/src/source.rs", "could not connect to", "a retry's reason (`last:`)"),
     ("crates/common/src/cassandra/tls.rs", "TLS protocol versions", "rustls refuses only a build without "
      "TLS 1.2 and 1.3: no setting changes it"),
-    ("crates/common/src/cassandra/tls.rs", "building the certificate verifier", "fails only with no CA "
-     "loaded, which the lines before it already refuse"),
     ("crates/common/src/registry.rs", "building the schema registry HTTP client", "reqwest fails only "
      "when its TLS backend cannot start: no setting changes it"),
     ("crates/producer/src/source.rs", "building the HTTP client", "as for the registry's HTTP client"),
@@ -419,7 +418,9 @@ def pieces(fmt, placeholder):
 
 
 def head(parts):
-    """From the first word to the HEAD_WORDS-th, as the pieces it spans; None if there is no word."""
+    """From the first word to the end of the fixed text that holds the HEAD_WORDS-th (up to the
+    next value, so that `did not answer:` and `did not answer within` differ), as the pieces it
+    spans; None if there is no word."""
     out, words = [], 0
     for p in parts:
         found = list(WORD.finditer(p))
@@ -429,7 +430,7 @@ def head(parts):
             p = p[found[0].start():]
             found = list(WORD.finditer(p))
         if words + len(found) >= HEAD_WORDS:
-            return out + [p[:found[HEAD_WORDS - words - 1].end()]]
+            return out + [p.rstrip()]
         words += len(found)
         out.append(p)
     return out or None
