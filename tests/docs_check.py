@@ -22,7 +22,7 @@ Checks, one result line each, then `docs: N passed, M failed` (exit 1 if any fai
            - rows: in its tables, the code spans of a row's first cell are messages; each, its
              lead-in dropped (`error: `, `stack: error: `: what the program prints before it), is
              cut at `…` (what varies) and at `: ` (where a message meets its cause), and each
-             piece (spaces and `.,;:()'"` trimmed off its ends) must be inside one string literal
+             piece (spaces and .,;:()'"` trimmed off its ends) must be inside one string literal
              of the code below: a row cannot outlive its message;
            - sites: every message of the code must match a row (of this page, or of
              docs/airflow.md's tables, which map the DAG's await_cassandra messages). A site is, in
@@ -293,7 +293,7 @@ RUST_OPENER = re.compile(r"\b(?:bail!|anyhow!|format!)\s*\(|\.(?:with_)?context\
 RUST_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{[^{}]*\}")
 PYTHON_PLACEHOLDER = re.compile(r"%%|%[-#0 +]*\d*(?:\.\d+)?[sdrfxi]")
 WORD = re.compile(r"\w+")
-TRIM = " \t\n.,;:()'\""
+TRIM = " \t\n.,;:()'\"`"
 # Sites that are no user's error line, by file and the start of their head, each with why.
 ALLOWED = [
     ("crates/consumer/src/http.rs", "HTTP/1.1", "the /healthz and /metrics answer's HTTP header"),
