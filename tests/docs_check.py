@@ -20,7 +20,7 @@ Checks, one result line each, then `docs: N passed, M failed` (exit 1 if any fai
   length   README.md stays a landing page: at most 200 lines
   errors   docs/troubleshooting.md maps every message a user sees to a fix, both ways:
            - rows: in its tables, the code spans of a row's first cell are messages; each, its
-             lead-in dropped (`error: `, `stack: error: `: what the program prints before it), is
+             lead-in dropped (`error: `, `stack: error: `, …: what a program prints before it), is
              cut at `…` (what varies) and at `: ` (where a message meets its cause), and each
              piece (spaces and .,;:()'"` trimmed off its ends) must be inside one string literal
              of the code below: a row cannot outlive its message;
@@ -284,9 +284,10 @@ RUST_MESSAGES = ["crates/common/src", "crates/consumer/src", "crates/producer/sr
 RUST_QUOTED = RUST_MESSAGES + ["crates/domain/src"]
 PYTHON_MESSAGES = ["tests/stack", "tests/stack.d", "dags"]
 # What the programs print before a message, written in rows as the user sees it: `cli::exit`
-# (`error: `), tests/stack's main (`stack: error: `), a service it could not start
-# (`stack: FAILED <service>: `) and the probe error under it (`last probe error: StackError: `).
-LEAD_INS = ("error: ", "stack: error: ", "stack: FAILED …: ", "last probe error: StackError: ")
+# (`error: `), `consumer --healthcheck` (`unhealthy: `), tests/stack's main (`stack: error: `), a
+# service it could not start (`stack: FAILED <service>: `) and the probe error under it
+# (`last probe error: StackError: `).
+LEAD_INS = ("error: ", "unhealthy: ", "stack: error: ", "stack: FAILED …: ", "last probe error: StackError: ")
 HEAD_WORDS = 6
 RUST_OPENER = re.compile(r"\b(?:bail!|anyhow!|format!)\s*\(|\.(?:with_)?context\s*\(|"
                          r"\bFault::(?:fatal|retry|new)\s*\(|\bAttempt::Fatal\s*\(|#\[error\s*\(")
