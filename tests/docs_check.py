@@ -32,7 +32,7 @@ Checks, one result line each, then `docs: N passed, M failed` (exit 1 if any fai
              `#[error(`, and every `format!(` string with 4 words or more outside `{}` (messages
              built apart, then raised); in tests/stack and tests/stack.d/**/*.py, the string of
              every `StackError(...)`; in dags/*.py, of every `...Error(...)`. Its head, from its
-             first word up to the first value (`{...}`, `%s`) after its 6th word or its end, a
+             first word up to the first value (`{...}`, `%s`) after its 8th word or its end, a
              value in it matching any text (`…` included), must be found in a row. ALLOWED lists,
              each with its reason, the sites that are no user's error line (a summary, an HTTP
              header, a dead letter's reason); an entry that matches no site fails too
@@ -288,7 +288,7 @@ PYTHON_MESSAGES = ["tests/stack", "tests/stack.d", "dags"]
 # service it could not start (`stack: FAILED <service>: `) and the probe error under it
 # (`last probe error: StackError: `).
 LEAD_INS = ("error: ", "unhealthy: ", "stack: error: ", "stack: FAILED …: ", "last probe error: StackError: ")
-HEAD_WORDS = 6
+HEAD_WORDS = 8
 RUST_OPENER = re.compile(r"\b(?:bail!|anyhow!|format!)\s*\(|\.(?:with_)?context\s*\(|"
                          r"\bFault::(?:fatal|retry|new)\s*\(|\bAttempt::Fatal\s*\(|#\[error\s*\(")
 RUST_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{[^{}]*\}")
