@@ -43,7 +43,7 @@ pub fn run(args: &Args, wait: &AwaitArgs) -> Result<Outcome> {
             &[],
         )?
         .create_with_context(AlarmContext::default())
-        .context("creating a Kafka client")?;
+        .map_err(|e| common::kafka::creation_error(e, "creating a Kafka client"))?;
 
     let total = landed.offsets();
     let group = &args.group_id;
@@ -161,7 +161,7 @@ fn stalled(
     if let Some(e) = last_error {
         return format!(
             "could not read group {group}'s committed offsets from Kafka at {bootstrap_servers} ({e}); \
-             {progress}. Check that Kafka is up and KAFKA_BOOTSTRAP_SERVERS",
+             {progress}. Check that Kafka is up and that KAFKA_BOOTSTRAP_SERVERS names it",
         );
     }
     let (state, members) = match client.fetch_group_list(Some(group), REQUEST) {

@@ -381,7 +381,7 @@ async fn incompatible(registry: &Registry, subject: &str) -> String {
         "schemas/user.avsc is incompatible with the latest version of subject {subject} in the \
          schema registry at {}, so nothing was published. The registry says: {reasons}. Evolve \
          the schema compatibly (add fields with defaults, never change a field's type or remove \
-         one without a default; see docs/schema-and-dead-letters.md, \"Evolving the schema\"), or \
+         one without a default; see docs/schema-evolution.md), or \
          publish to a new topic (KAFKA_TOPIC).",
         registry.url()
     )

@@ -9,7 +9,7 @@ mod fit;
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use common::kafka::{AlarmContext, KafkaArgs};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
@@ -76,7 +76,7 @@ impl DeadLetters {
         // Its context routes librdkafka's warnings into the Kafka storm like the consumer's.
         let producer = config
             .create_with_context(AlarmContext::default())
-            .context("creating the dead-letter producer")?;
+            .map_err(|e| common::kafka::creation_error(e, "creating the dead-letter producer"))?;
         tracing::info!(
             topic,
             limit,

@@ -212,7 +212,7 @@ fn subscribe(kafka: &KafkaArgs, member: &Member, context: Rebalancing) -> Result
             &guarded,
         )?
         .create_with_context(context)
-        .context("creating the Kafka consumer")?;
+        .map_err(|e| common::kafka::creation_error(e, "creating the Kafka consumer"))?;
     consumer
         .subscribe(&[&kafka.topic])
         .with_context(|| format!("subscribing to {}", kafka.topic))?;
