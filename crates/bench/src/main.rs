@@ -90,13 +90,10 @@ mod tests {
     fn configuration_reference_matches_the_flags() {
         let command = super::Cli::command();
         command.clone().debug_assert();
-        common::cli::reference::assert_current(
-            std::path::Path::new(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../docs/configuration.md"
-            )),
-            "bench",
-            &common::cli::reference::markdown(&command, "bench"),
-        );
+        let page = common::generated::page(env!("CARGO_MANIFEST_DIR"), "docs/configuration.md");
+        let generated = common::cli::reference::markdown(&command, "bench");
+        if let Err(e) = common::generated::check(&page, "bench", &generated) {
+            panic!("{e}");
+        }
     }
 }

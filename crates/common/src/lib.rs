@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod cassandra;
 pub mod cli;
 pub mod fault;
+pub mod generated;
 pub mod kafka;
 pub mod landed;
 pub mod logging;

@@ -133,36 +133,6 @@ pub fn reference_table(families: &[Described]) -> String {
     out
 }
 
-/// Checks that the part of `page` between `<!-- begin NAME -->` and `<!-- end NAME -->`
-/// is `table`. With `UPDATE_METRICS_REFERENCE=1` set, writes it there instead.
-pub fn check_reference(page_path: &std::path::Path, name: &str, table: &str) -> Result<(), String> {
-    let page =
-        std::fs::read_to_string(page_path).map_err(|e| format!("{}: {e}", page_path.display()))?;
-    let (begin, end) = (
-        format!("<!-- begin {name} -->\n"),
-        format!("<!-- end {name} -->"),
-    );
-    let (Some(start), Some(stop)) = (page.find(&begin), page.find(&end)) else {
-        return Err(format!(
-            "{} has no `{begin}` ... `{end}` section",
-            page_path.display()
-        ));
-    };
-    let current = &page[start + begin.len()..stop];
-    if current == table {
-        return Ok(());
-    }
-    if std::env::var_os("UPDATE_METRICS_REFERENCE").is_some() {
-        let updated = format!("{}{table}{}", &page[..start + begin.len()], &page[stop..]);
-        return std::fs::write(page_path, updated).map_err(|e| e.to_string());
-    }
-    Err(format!(
-        "{} ({name}) differs from the metrics the code registers; run the test again with \
-         UPDATE_METRICS_REFERENCE=1 to rewrite it, then review the diff.\nexpected:\n{table}\nfound:\n{current}",
-        page_path.display()
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -147,13 +147,10 @@ mod tests {
     fn configuration_reference_matches_the_flags() {
         let command = super::Args::command();
         command.clone().debug_assert();
-        common::cli::reference::assert_current(
-            std::path::Path::new(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../docs/configuration.md"
-            )),
-            "consumer",
-            &common::cli::reference::markdown(&command, "consumer"),
-        );
+        let page = common::generated::page(env!("CARGO_MANIFEST_DIR"), "docs/configuration.md");
+        let generated = common::cli::reference::markdown(&command, "consumer");
+        if let Err(e) = common::generated::check(&page, "consumer", &generated) {
+            panic!("{e}");
+        }
     }
 }

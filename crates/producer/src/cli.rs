@@ -114,13 +114,10 @@ mod tests {
     fn configuration_reference_matches_the_flags() {
         let command = super::Args::command();
         command.clone().debug_assert();
-        common::cli::reference::assert_current(
-            std::path::Path::new(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../../docs/configuration.md"
-            )),
-            "producer",
-            &common::cli::reference::markdown(&command, "producer"),
-        );
+        let page = common::generated::page(env!("CARGO_MANIFEST_DIR"), "docs/configuration.md");
+        let generated = common::cli::reference::markdown(&command, "producer");
+        if let Err(e) = common::generated::check(&page, "producer", &generated) {
+            panic!("{e}");
+        }
     }
 }

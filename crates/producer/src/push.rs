@@ -182,7 +182,7 @@ mod tests {
     /// Every name the alert rules, the dashboard and the docs query, and the reference in
     /// docs/metrics.md, against the registry.
     #[test]
-    fn every_metric_name_is_pushed_and_documented() {
+    fn every_metric_name_is_pushed_and_in_the_metrics_reference() {
         let text = render(&Ok(summary()), 1.0);
         for name in [
             "producer_last_run_fetched_users ",
@@ -202,9 +202,9 @@ mod tests {
         }
         assert!(!text.contains("process_"), "{text}");
         let families = common::metrics::describe(&text);
-        let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md");
+        let page = common::generated::page(env!("CARGO_MANIFEST_DIR"), "docs/metrics.md");
         let table = common::metrics::reference_table(&families);
-        if let Err(e) = common::metrics::check_reference(&page, "producer", &table) {
+        if let Err(e) = common::generated::check(&page, "producer", &table) {
             panic!("{e}");
         }
     }

@@ -1,9 +1,6 @@
 //! docs/configuration.md's tables, written from the binaries' clap definitions: each flag
 //! with its variable, default and `--help` text. A unit test of each binary compares the
-//! page with what is written here, so the page and `--help` cannot disagree; the same test
-//! with `UPDATE_REFERENCE=1` rewrites the page's block instead.
-
-use std::path::Path;
+//! page with them ([`crate::generated`]), so the page and `--help` cannot disagree.
 
 use clap::{Arg, Command};
 
@@ -116,39 +113,6 @@ fn one_line(text: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
         .replace('|', "\\|")
-}
-
-/// Panics (saying how to update it) unless the block `name` of the page at `page`, between
-/// `<!-- reference: name -->` and `<!-- end reference: name -->`, is `generated`; with
-/// `UPDATE_REFERENCE=1` in the environment, writes it there instead.
-pub fn assert_current(page: &Path, name: &str, generated: &str) {
-    let text =
-        std::fs::read_to_string(page).unwrap_or_else(|e| panic!("read {}: {e}", page.display()));
-    let (start, end) = (
-        format!("<!-- reference: {name} -->\n"),
-        format!("<!-- end reference: {name} -->"),
-    );
-    let from = text
-        .find(&start)
-        .unwrap_or_else(|| panic!("{} has no `{}` line", page.display(), start.trim()))
-        + start.len();
-    let to = from
-        + text[from..]
-            .find(&end)
-            .unwrap_or_else(|| panic!("{} has no `{end}` line", page.display()));
-    if text[from..to] == *generated {
-        return;
-    }
-    if std::env::var_os("UPDATE_REFERENCE").is_some() {
-        let updated = format!("{}{generated}{}", &text[..from], &text[to..]);
-        std::fs::write(page, updated).unwrap_or_else(|e| panic!("write {}: {e}", page.display()));
-        return;
-    }
-    panic!(
-        "{}'s `{name}` reference differs from the flags' definitions (--help): run \
-         `UPDATE_REFERENCE=1 cargo test --workspace --lib --bins reference` and commit the page",
-        page.display()
-    );
 }
 
 #[cfg(test)]

@@ -289,9 +289,9 @@ fn docs_metrics_reference_matches_the_registry() {
         .into_iter()
         .filter(|f| !f.name.starts_with("process_"))
         .collect();
-    let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/metrics.md");
+    let page = common::generated::page(env!("CARGO_MANIFEST_DIR"), "docs/metrics.md");
     let table = common::metrics::reference_table(&families);
-    if let Err(e) = common::metrics::check_reference(&page, "consumer", &table) {
+    if let Err(e) = common::generated::check(&page, "consumer", &table) {
         panic!("{e}");
     }
 }
