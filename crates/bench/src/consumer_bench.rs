@@ -325,9 +325,16 @@ pub async fn insert_loop(
     users: &[domain::User],
     max_in_flight: usize,
 ) -> Result<(f64, f64)> {
-    let rows: Vec<UserRow> = users
+    // Each row at its own write time, bound as the consumer binds it.
+    let rows: Vec<domain::row::TimedRow> = users
         .iter()
-        .map(|u| domain::to_row(u.clone(), 0))
+        .enumerate()
+        .map(|(i, u)| {
+            domain::to_row(u.clone(), 0).map(|row| domain::row::TimedRow {
+                row,
+                write_time: i as i64,
+            })
+        })
         .collect::<Result<_, _>>()?;
     let cpu = process::own_cpu_seconds();
     let started = Instant::now();

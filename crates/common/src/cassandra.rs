@@ -175,6 +175,13 @@ impl CassandraArgs {
         insert.set_consistency(self.write_consistency());
     }
 
+    /// The same for a batch of those INSERTs: unlogged (each row is idempotent by itself, so
+    /// the batch log's atomicity would buy nothing), idempotent, at the write consistency.
+    pub fn configure_batch(&self, batch: &mut scylla::statement::batch::Batch) {
+        batch.set_is_idempotent(true);
+        batch.set_consistency(self.write_consistency());
+    }
+
     /// A session, retrying nodes that are not up yet until
     /// `--cassandra-connect-timeout`; refused credentials or an untrusted
     /// certificate end it at once, naming the setting to fix.

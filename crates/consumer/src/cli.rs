@@ -44,6 +44,18 @@ pub struct Args {
     #[arg(long, env = "CONSUMER_MAX_IN_FLIGHT", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_in_flight: u32,
 
+    /// Most rows written in one request: rows ready at the same moment that live on the same
+    /// replicas go to them in one unlogged batch (nothing waits for a batch to fill: a row
+    /// arriving alone goes alone, at once). 1 writes every row on its own.
+    #[arg(long, env = "CASSANDRA_BATCH_MAX_ROWS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub batch_max_rows: u32,
+
+    /// Most bytes of rows in one batch: Cassandra logs a warning for every batch above its
+    /// batch_size_warn_threshold (5 KiB by default) and refuses one above
+    /// batch_size_fail_threshold (50 KiB); keep this at or under the first.
+    #[arg(long, env = "CASSANDRA_BATCH_MAX_BYTES", default_value_t = 5120, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_max_bytes: u32,
+
     /// First delay before retrying a transient failure (a write, a registry lookup, a dead
     /// letter); doubles (with jitter) up to --retry-max-backoff. A transient failure is retried
     /// until it passes: offsets never move past an unwritten row.

@@ -21,6 +21,18 @@ pub struct Slot {
     generation: u64,
 }
 
+#[cfg(test)]
+impl Slot {
+    /// A slot of the first assignment, for tests of what holds slots.
+    pub fn of(partition: i32, offset: i64) -> Slot {
+        Slot {
+            partition,
+            offset,
+            generation: 0,
+        }
+    }
+}
+
 /// A partition's oldest record not yet written to Cassandra, as far as this consumer knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unwritten {

@@ -57,6 +57,16 @@ pub struct UserRow {
     pub produced_at: Timestamp,
 }
 
+/// A row with the time it is written at: its record's own time in µs since the epoch, so
+/// that of two versions of a user the later record wins, whichever is written last.
+#[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "cassandra", derive(scylla::SerializeRow))]
+pub struct TimedRow {
+    #[cfg_attr(feature = "cassandra", scylla(flatten))]
+    pub row: UserRow,
+    pub write_time: i64,
+}
+
 /// A CQL `timestamp`: milliseconds since the Unix epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Timestamp(pub i64);
@@ -86,14 +96,42 @@ impl UserRow {
         "produced_at",
     ];
 
-    /// `INSERT` of every column. Idempotent: a replay with the same `id`
-    /// overwrites the row with the same values.
+    /// `INSERT` of every column, with the write time bound as `write_time` (µs since the
+    /// epoch; [`TimedRow`] binds both). Idempotent: a replay with the same `id` overwrites
+    /// the row with the same values. The write time is a bound value, not the statement's
+    /// default timestamp, so that rows written together in one batch keep each its own.
     pub fn insert_cql(keyspace: &str) -> String {
-        let marks = vec!["?"; Self::COLUMNS.len()].join(", ");
+        let marks: Vec<String> = Self::COLUMNS.iter().map(|c| format!(":{c}")).collect();
         format!(
-            "INSERT INTO {keyspace}.{TABLE} ({}) VALUES ({marks})",
-            Self::COLUMNS.join(", ")
+            "INSERT INTO {keyspace}.{TABLE} ({}) VALUES ({}) USING TIMESTAMP :write_time",
+            Self::COLUMNS.join(", "),
+            marks.join(", ")
         )
+    }
+
+    /// About how many bytes the row takes in a request (its values and their length
+    /// prefixes): what a batch adds up against Cassandra's batch size threshold.
+    pub fn size(&self) -> usize {
+        let text = [
+            &self.first_name,
+            &self.last_name,
+            &self.title,
+            &self.gender,
+            &self.address,
+            &self.city,
+            &self.state,
+            &self.country,
+            &self.post_code,
+            &self.email,
+            &self.username,
+            &self.phone,
+            &self.cell,
+            &self.picture,
+            &self.nationality,
+        ];
+        // The id (16 bytes), two doubles and three timestamps (8 each), a 4-byte length
+        // before every value.
+        text.iter().map(|t| t.len()).sum::<usize>() + 16 + 5 * 8 + 4 * Self::COLUMNS.len()
     }
 
     /// `SELECT` of every column, in the struct's order.

@@ -10,6 +10,7 @@
 //! the run (`halt`): nothing new is taken, what is in flight finishes, only offsets of
 //! rows that are written get committed, and the run ends with the fault.
 
+mod batch;
 mod halt;
 mod in_flight;
 mod poll;
@@ -108,6 +109,10 @@ pub async fn run(
             in_flight: in_flight.clone(),
             halt: halt.clone(),
             metrics: metrics.clone(),
+            batching: batch::Batching {
+                max_rows: args.batch_max_rows as usize,
+                max_bytes: args.batch_max_bytes as usize,
+            },
         }
         .run(records),
     );

@@ -2,6 +2,7 @@
 //! dead-letter topic, should its row be refused) and its row when it could be decoded on the
 //! spot.
 
+use domain::row::TimedRow;
 use domain::UserRow;
 use rdkafka::message::{BorrowedMessage, OwnedMessage};
 use rdkafka::Message;
@@ -15,13 +16,16 @@ pub struct Work {
     /// Decoded on the poll loop, straight from librdkafka's buffer, when its writer schema was
     /// known (every record but the first of each schema id). None: the writer decodes it
     /// (asking the registry first) or dead-letters it.
-    pub row: Option<UserRow>,
+    pub row: Option<TimedRow>,
 }
 
 impl Work {
     pub fn of(decoder: &Decoder, message: &BorrowedMessage<'_>) -> Work {
+        let produced_ms = produced_ms(message);
         Work {
-            row: decoder.known_row(message.payload(), produced_ms(message)),
+            row: decoder
+                .known_row(message.payload(), produced_ms)
+                .map(|row| timed(row, produced_ms)),
             message: message.detach(),
         }
     }
@@ -36,6 +40,14 @@ impl Work {
 
     pub fn produced_ms(&self) -> i64 {
         produced_ms(&self.message)
+    }
+}
+
+/// A record's row at the record's own time (µs since the epoch), its write time.
+pub fn timed(row: UserRow, produced_ms: i64) -> TimedRow {
+    TimedRow {
+        row,
+        write_time: produced_ms.saturating_mul(1000),
     }
 }
 

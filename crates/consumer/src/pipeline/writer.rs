@@ -14,15 +14,17 @@ use std::time::{Duration, Instant};
 
 use common::backoff::Backoff;
 use common::fault::{Class, Fault, Lasting};
-use domain::UserRow;
+use domain::row::TimedRow;
+use futures::future::Either;
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::message::OwnedMessage;
 use rdkafka::Message;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use super::batch::{jobs, Batching, Job};
 use super::halt::Halt;
 use super::in_flight::{InFlight, Slot};
-use super::work::{produced_ms, Work};
+use super::work::{produced_ms, timed, Work};
 use crate::decode::Decoder;
 use crate::dlq::DeadLetters;
 use crate::metrics::Metrics;
@@ -40,11 +42,13 @@ pub struct Writer {
     pub in_flight: Arc<InFlight>,
     pub halt: Arc<Halt>,
     pub metrics: Arc<Metrics>,
+    /// How rows ready together are grouped into batches (off: one row per request).
+    pub batching: Batching,
 }
 
 /// Why a record's work ended without it being written or dead-lettered.
 #[derive(Debug)]
-enum GaveUp {
+pub(super) enum GaveUp {
     /// A fatal fault: the run stops for it.
     Fatal(Fault),
     /// The run is stopping, or the record's partition is no longer ours: it is re-delivered.
@@ -52,20 +56,29 @@ enum GaveUp {
 }
 
 impl Writer {
-    /// Writes every record the poll loop sends until the channel closes.
+    /// Writes every record the poll loop sends until the channel closes. What arrives
+    /// together is written together: rows that share their replicas go out in one batch,
+    /// and nothing waits for a batch to fill (one row on its own goes at once).
     pub async fn run(self, mut records: UnboundedReceiver<(Slot, Work)>) {
         let mut writing = FuturesUnordered::new();
-        let mut batch = Vec::with_capacity(64);
+        let mut taken = Vec::with_capacity(64);
         loop {
             tokio::select! {
                 // Finishing rows first frees their slots before taking more.
                 biased;
                 Some(()) = writing.next(), if !writing.is_empty() => {}
-                taken = records.recv_many(&mut batch, 64) => {
-                    if taken == 0 {
+                count = records.recv_many(&mut taken, 64) => {
+                    if count == 0 {
                         break;
                     }
-                    writing.extend(batch.drain(..).map(|(slot, work)| self.process(slot, work)));
+                    let cluster = self.sink.cluster();
+                    let replicas = |row: &TimedRow| self.sink.replicas(&cluster, row);
+                    for job in jobs(taken.drain(..), &self.batching, replicas) {
+                        writing.push(match job {
+                            Job::One(slot, work) => Either::Left(self.process(slot, work)),
+                            Job::Batch(items) => Either::Right(self.process_batch(items)),
+                        });
+                    }
                 }
             }
         }
@@ -74,7 +87,7 @@ impl Writer {
 
     /// One record, start to finish: written, dead-lettered, or given up (its offset is then
     /// never committed by this run).
-    async fn process(&self, slot: Slot, work: Work) {
+    pub(super) async fn process(&self, slot: Slot, work: Work) {
         let done = match &work.row {
             Some(row) => self.write_row(slot, &work.message, row).await,
             // Boxed: rare, and its registry lookup would otherwise make every record's future
@@ -97,23 +110,17 @@ impl Writer {
         &self,
         slot: Slot,
         message: &OwnedMessage,
-        row: &UserRow,
+        row: &TimedRow,
     ) -> Result<(), GaveUp> {
-        let produced_ms = produced_ms(message);
         let mut backoff = self.backoff.clone();
         let mut refused_since = None;
         loop {
             let begun = Instant::now();
             // Boxed: the driver's request future is several KB, and inline it would make every
             // record's future that size, copied whole into the writer's set.
-            match Box::pin(self.sink.write(row, produced_ms.saturating_mul(1000))).await {
+            match Box::pin(self.sink.write(row)).await {
                 Ok(()) => {
-                    let produced =
-                        std::time::UNIX_EPOCH + Duration::from_millis(produced_ms.max(0) as u64);
-                    let since_produced = std::time::SystemTime::now()
-                        .duration_since(produced)
-                        .unwrap_or_default();
-                    self.metrics.written(begun.elapsed(), since_produced);
+                    self.metrics.written(begun.elapsed(), since_produced(row));
                     return Ok(());
                 }
                 Err(f) if f.class == Class::Retry => {
@@ -184,13 +191,10 @@ impl Writer {
     /// dead-letters it if it is poison, retrying transient failures for as long as they last.
     async fn handle(&self, slot: Slot, message: &OwnedMessage) -> Result<(), GaveUp> {
         let mut backoff = self.backoff.clone();
+        let produced_ms = produced_ms(message);
         let decoded = loop {
-            match self
-                .decoder
-                .to_row(message.payload(), produced_ms(message))
-                .await
-            {
-                Ok(row) => break Ok(row),
+            match self.decoder.to_row(message.payload(), produced_ms).await {
+                Ok(row) => break Ok(timed(row, produced_ms)),
                 Err(f) if f.class == Class::Poison => break Err(f),
                 Err(f) if f.class == Class::Retry => {
                     self.retry_after(slot, "registry", &mut backoff, &f).await?
@@ -260,13 +264,26 @@ impl Writer {
         backoff: &mut Backoff,
         fault: &Fault,
     ) -> Result<(), GaveUp> {
+        self.wait_to_retry(what, backoff, fault, || self.in_flight.is_current(slot))
+            .await
+    }
+
+    /// The same for work whose records are all `current` (a batch: every one of its rows'
+    /// partitions still ours).
+    pub(super) async fn wait_to_retry(
+        &self,
+        what: &'static str,
+        backoff: &mut Backoff,
+        fault: &Fault,
+        current: impl Fn() -> bool,
+    ) -> Result<(), GaveUp> {
         self.metrics
             .retry(what, backoff.attempts() + 1, &fault.message);
         let revoked = self.in_flight.revoked();
         tokio::pin!(revoked);
         // Registered before the check below, so a revoke in between still wakes us.
         revoked.as_mut().enable();
-        if self.in_flight.is_current(slot) {
+        if current() {
             tokio::select! {
                 _ = tokio::time::sleep(backoff.next_delay()) => {}
                 _ = self.halt.raised() => {}
@@ -276,9 +293,17 @@ impl Writer {
         if let Some(f) = self.halt.fault() {
             return Err(GaveUp::Fatal(f.clone()));
         }
-        if self.halt.stopping() || !self.in_flight.is_current(slot) {
+        if self.halt.stopping() || !current() {
             return Err(GaveUp::Dropped);
         }
         Ok(())
     }
+}
+
+/// How long ago `row`'s record was produced (its write time is the record's time).
+pub(super) fn since_produced(row: &TimedRow) -> Duration {
+    let produced = std::time::UNIX_EPOCH + Duration::from_micros(row.write_time.max(0) as u64);
+    std::time::SystemTime::now()
+        .duration_since(produced)
+        .unwrap_or_default()
 }
