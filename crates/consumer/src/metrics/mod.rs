@@ -43,6 +43,8 @@ pub struct Metrics {
     families: Registry,
     consumed: Counter,
     written: Counter,
+    /// Requests that wrote rows: one per row written alone, one per batch.
+    write_requests: Counter,
     /// Poison records the DLQ refused for good: skipped, neither rows nor dead letters.
     dead_letters_refused: Counter,
     /// The sums of the labelled families below, for the progress lines and the summary.
@@ -97,6 +99,7 @@ impl Metrics {
             families: Registry::default(),
             consumed: Counter::default(),
             written: Counter::default(),
+            write_requests: Counter::default(),
             dead_letters_refused: Counter::default(),
             dead_lettered: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -137,6 +140,11 @@ impl Metrics {
             "consumer_rows_written",
             "Rows written to Cassandra",
             self.written.clone(),
+        );
+        r.register(
+            "consumer_write_requests",
+            "Requests that wrote rows to Cassandra: one per row written alone, one per batch of rows (rows written / requests: the rows per request)",
+            self.write_requests.clone(),
         );
         r.register(
             "consumer_dead_letters_refused",
@@ -228,6 +236,11 @@ impl Metrics {
 
     /// A row written: `latency` of the write itself, `since_produced` from
     /// the Kafka record's timestamp (what users feel end to end).
+    /// One request wrote rows (each then counted by [`Metrics::written`]).
+    pub fn write_request(&self) {
+        self.write_requests.inc();
+    }
+
     pub fn written(&self, latency: Duration, since_produced: Duration) {
         self.written.inc();
         self.write_latency.observe(latency);

@@ -128,6 +128,7 @@ fn every_metric_name_is_rendered() {
     let names = [
         "consumer_records_consumed_total ",
         "consumer_rows_written_total ",
+        "consumer_write_requests_total ",
         "consumer_dead_letters_refused_total ",
         "consumer_records_dead_lettered_total{kind=",
         "consumer_retries_total{dependency=",

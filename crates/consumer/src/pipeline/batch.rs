@@ -90,6 +90,7 @@ impl Writer {
             let begun = Instant::now();
             let fault = match Box::pin(self.sink.write_batch(&rows)).await {
                 Ok(()) => {
+                    self.metrics.write_request();
                     let took = begun.elapsed();
                     for (row, slot) in rows.iter().zip(&slots) {
                         self.metrics.written(took, since_produced(row));

@@ -1,5 +1,5 @@
-//! The poll loop: take records from Kafka while there are write slots, hand each to the
-//! writer, store the offsets that moved, and pause fetching while the writes stall (polling
+//! The poll loop: take records from Kafka while there are write slots, hand them to the
+//! writer (what is ready at once, together), store the offsets that moved, and pause fetching while the writes stall (polling
 //! goes on, so the group keeps us). It ends on a signal, a fatal fault, or idleness.
 
 use std::time::{Duration, Instant};
@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use common::fault::{Class, Fault};
 use common::kafka::Alarmed;
 use common::storm::Storm;
+use futures::FutureExt;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::BorrowedMessage;
 use tokio::sync::mpsc::UnboundedSender;
@@ -39,7 +40,7 @@ pub struct Poll<'a> {
     pub in_flight: &'a InFlight,
     pub halt: &'a Halt,
     pub metrics: &'a Metrics,
-    pub to_writer: UnboundedSender<(Slot, Work)>,
+    pub to_writer: UnboundedSender<Vec<(Slot, Work)>>,
 }
 
 impl Poll<'_> {
@@ -78,28 +79,40 @@ impl Poll<'_> {
                 _ = stopping.wait_for(|stop| *stop) => break,
                 // While paused we keep polling: the group must keep seeing us.
                 received = consumer.recv(), if !full || paused => {
-                    let work = match received {
-                        Ok(m) => intake(&m),
-                        Err(e) if common::fault::kafka::error_class(&e) == Class::Fatal => {
-                            halt.raise(Fault::fatal("kafka", format!(
-                                "Kafka refused the consumer: {e}. Check the credentials and the ACLs \
-                                 of group {} on topic {} (KAFKA_GROUP_ID, KAFKA_TOPIC).",
-                                settings.group_id, settings.topic
-                            )));
-                            continue;
+                    // With it, every record already fetched while slots remain: handed over
+                    // together, so that rows that arrived together are written together.
+                    let mut burst = Vec::new();
+                    let mut next = Some(received);
+                    while let Some(received) = next.take() {
+                        let work = match received {
+                            Ok(m) => intake(&m),
+                            Err(e) if common::fault::kafka::error_class(&e) == Class::Fatal => {
+                                halt.raise(Fault::fatal("kafka", format!(
+                                    "Kafka refused the consumer: {e}. Check the credentials and the ACLs \
+                                     of group {} on topic {} (KAFKA_GROUP_ID, KAFKA_TOPIC).",
+                                    settings.group_id, settings.topic
+                                )));
+                                break;
+                            }
+                            Err(e) => {
+                                Storm::global().warn("kafka", &format!("Kafka: {e}"));
+                                break;
+                            }
+                        };
+                        last_record = Instant::now();
+                        consumer.context().alarm().reached();
+                        metrics.consumed();
+                        let slot = in_flight.begin(work.partition(), work.offset(), work.produced_ms());
+                        burst.push((slot, work));
+                        if !in_flight.is_full(false) {
+                            next = consumer.recv().now_or_never();
                         }
-                        Err(e) => {
-                            Storm::global().warn("kafka", &format!("Kafka: {e}"));
-                            continue;
-                        }
-                    };
-                    last_record = Instant::now();
-                    consumer.context().alarm().reached();
-                    metrics.consumed();
-                    let slot = in_flight.begin(work.partition(), work.offset(), work.produced_ms());
-                    // The writer outlives this loop: it cannot have gone. Unbounded, as every
-                    // record sent holds a slot: the slots bound it.
-                    let _ = to_writer.send((slot, work));
+                    }
+                    if !burst.is_empty() {
+                        // The writer outlives this loop: it cannot have gone. Unbounded, as
+                        // every record sent holds a slot: the slots bound it.
+                        let _ = to_writer.send(burst);
+                    }
                 }
                 _ = in_flight.room(), if full && !paused => {}
                 _ = tick.tick() => {

@@ -59,21 +59,22 @@ impl Writer {
     /// Writes every record the poll loop sends until the channel closes. What arrives
     /// together is written together: rows that share their replicas go out in one batch,
     /// and nothing waits for a batch to fill (one row on its own goes at once).
-    pub async fn run(self, mut records: UnboundedReceiver<(Slot, Work)>) {
+    pub async fn run(self, mut records: UnboundedReceiver<Vec<(Slot, Work)>>) {
         let mut writing = FuturesUnordered::new();
-        let mut taken = Vec::with_capacity(64);
+        let mut taken = Vec::with_capacity(8);
         loop {
             tokio::select! {
                 // Finishing rows first frees their slots before taking more.
                 biased;
                 Some(()) = writing.next(), if !writing.is_empty() => {}
-                count = records.recv_many(&mut taken, 64) => {
+                count = records.recv_many(&mut taken, 8) => {
                     if count == 0 {
                         break;
                     }
                     let cluster = self.sink.cluster();
                     let replicas = |row: &TimedRow| self.sink.replicas(&cluster, row);
-                    for job in jobs(taken.drain(..), &self.batching, replicas) {
+                    let ready = taken.drain(..).flatten();
+                    for job in jobs(ready, &self.batching, replicas) {
                         writing.push(match job {
                             Job::One(slot, work) => Either::Left(self.process(slot, work)),
                             Job::Batch(items) => Either::Right(self.process_batch(items)),
@@ -120,6 +121,7 @@ impl Writer {
             // record's future that size, copied whole into the writer's set.
             match Box::pin(self.sink.write(row)).await {
                 Ok(()) => {
+                    self.metrics.write_request();
                     self.metrics.written(begun.elapsed(), since_produced(row));
                     return Ok(());
                 }
