@@ -46,8 +46,9 @@ pub struct Args {
 
     /// Most rows written in one request: rows ready at the same moment that live on the same
     /// replicas go to them in one unlogged batch (nothing waits for a batch to fill: a row
-    /// arriving alone goes alone, at once). 1 writes every row on its own.
-    #[arg(long, env = "CASSANDRA_BATCH_MAX_ROWS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// arriving alone goes alone, at once), e.g. 16. 1 (the default) writes every row on its
+    /// own.
+    #[arg(long, env = "CASSANDRA_BATCH_MAX_ROWS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch_max_rows: u32,
 
     /// Most bytes of rows in one batch: Cassandra logs a warning for every batch above its

@@ -73,7 +73,7 @@ impl Sink {
     /// transient one (the offset must not move past an unwritten row) and stops on a fatal one.
     pub async fn write(&self, row: &TimedRow) -> Result<(), Fault> {
         let result = self.session.execute_unpaged(&self.insert, row).await;
-        self.outcome(result.map(|_| ()), || format!("row {}", row.row.id))
+        self.outcome(result.map(|_| ()), || format!("writing row {}", row.row.id))
     }
 
     /// Writes `rows` in one unlogged batch, each at its own write time. The driver sends it
@@ -88,7 +88,7 @@ impl Sink {
         let result = self.session.batch(&batch, rows).await;
         self.outcome(result.map(|_| ()), || {
             format!(
-                "a batch of {} rows (the first {})",
+                "writing a batch of {} rows (the first {})",
                 rows.len(),
                 rows[0].row.id
             )
@@ -115,7 +115,7 @@ impl Sink {
     }
 
     /// What a write's result means: the time of the last success, or the failure's class
-    /// (`what` names what was written, for the message).
+    /// (`what` says what was being written, for the message).
     fn outcome(
         &self,
         result: Result<(), ExecutionError>,
@@ -141,10 +141,7 @@ impl Sink {
         let fault = Fault::new(
             class,
             "cassandra",
-            format!(
-                "writing {what} to Cassandra at {}: {e}.{fix}",
-                self.contact_points
-            ),
+            format!("{what} to Cassandra at {}: {e}.{fix}", self.contact_points),
         );
         match lasting {
             Some(lasting) => fault.lasting(lasting),
