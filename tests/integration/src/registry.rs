@@ -9,30 +9,14 @@ use serde_json::json;
 use crate::Services;
 
 pub async fn register(s: &Services, subject: &str, schema: &serde_json::Value) -> u32 {
-    let response = reqwest::Client::new()
-        .post(format!("{}/subjects/{subject}/versions", s.registry))
-        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
-        .body(json!({ "schema": schema.to_string() }).to_string())
-        .send()
-        .await
-        .expect("register schema");
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.expect("registry JSON");
-    assert!(
-        status.is_success(),
-        "registering under {subject}: {status} {body}"
-    );
+    let body = post(s, &format!("subjects/{subject}/versions"), schema).await;
     body["id"].as_u64().expect("schema id") as u32
 }
 
-/// The registry's answer to "may `schema` follow the latest version of `subject`?" (the
-/// compatibility check docs/schema-evolution.md runs with curl).
-pub async fn compatible(s: &Services, subject: &str, schema: &serde_json::Value) -> bool {
+/// POSTs `schema` to the registry's `path`; returns the JSON answer of a success.
+async fn post(s: &Services, path: &str, schema: &serde_json::Value) -> serde_json::Value {
     let response = reqwest::Client::new()
-        .post(format!(
-            "{}/compatibility/subjects/{subject}/versions/latest",
-            s.registry
-        ))
+        .post(format!("{}/{path}", s.registry))
         .header("Content-Type", "application/vnd.schemaregistry.v1+json")
         .body(json!({ "schema": schema.to_string() }).to_string())
         .send()
@@ -40,10 +24,15 @@ pub async fn compatible(s: &Services, subject: &str, schema: &serde_json::Value)
         .expect("ask the registry");
     let status = response.status();
     let body: serde_json::Value = response.json().await.expect("registry JSON");
-    assert!(
-        status.is_success(),
-        "compatibility of {subject}: {status} {body}"
-    );
+    assert!(status.is_success(), "{path}: {status} {body}");
+    body
+}
+
+/// The registry's answer to "may `schema` follow the latest version of `subject`?" (the
+/// compatibility check docs/schema-evolution.md runs with curl).
+pub async fn compatible(s: &Services, subject: &str, schema: &serde_json::Value) -> bool {
+    let path = format!("compatibility/subjects/{subject}/versions/latest");
+    let body = post(s, &path, schema).await;
     body["is_compatible"].as_bool().expect("is_compatible")
 }
 

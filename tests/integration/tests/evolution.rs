@@ -21,6 +21,33 @@ fn fields(value: &mut Value) -> &mut Vec<(String, Value)> {
     }
 }
 
+/// The same people under fresh uuids: other users, other rows.
+fn others(users: &[User]) -> Vec<User> {
+    users
+        .iter()
+        .map(|u| {
+            let mut u = u.clone();
+            u.login.uuid = uuid::Uuid::new_v4().to_string();
+            u
+        })
+        .collect()
+}
+
+/// A user's Avro value with the v2 field `nickname` set.
+fn nicknamed(mut value: Value, nickname: &str) -> Value {
+    let nickname = Value::Union(1, Box::new(Value::String(nickname.into())));
+    fields(&mut value).push(("nickname".into(), nickname));
+    value
+}
+
+fn produce(s: &Services, topic: &str, records: &[(Vec<u8>, Vec<u8>)]) {
+    let borrowed: Vec<(&[u8], &[u8])> = records
+        .iter()
+        .map(|(k, v)| (k.as_slice(), v.as_slice()))
+        .collect();
+    produce_raw(s, topic, &borrowed);
+}
+
 #[tokio::test]
 async fn records_of_a_newer_and_an_older_compatible_schema_become_rows() {
     let s = Services::from_env();
@@ -49,23 +76,18 @@ async fn records_of_a_newer_and_an_older_compatible_schema_become_rows() {
     let older_schema = Schema::parse(&older).expect("older schema");
 
     // Other people (fresh uuids), half written with each schema.
-    let evolved: Vec<User> = users
-        .iter()
-        .map(|u| {
-            let mut u = u.clone();
-            u.login.uuid = uuid::Uuid::new_v4().to_string();
-            u
-        })
-        .collect();
+    let evolved = others(&users);
     let records: Vec<(Vec<u8>, Vec<u8>)> = evolved
         .iter()
         .enumerate()
         .map(|(i, user)| {
             let mut value = apache_avro::to_value(user).expect("user as Avro value");
             let bytes = if i % 2 == 0 {
-                let nickname = Value::Union(1, Box::new(Value::String(format!("nick{i}"))));
-                fields(&mut value).push(("nickname".into(), nickname));
-                framed(newer_id, &newer_schema, value)
+                framed(
+                    newer_id,
+                    &newer_schema,
+                    nicknamed(value, &format!("nick{i}")),
+                )
             } else {
                 let id = fields(&mut value)
                     .iter_mut()
@@ -78,11 +100,7 @@ async fn records_of_a_newer_and_an_older_compatible_schema_become_rows() {
             (user.login.uuid.clone().into_bytes(), bytes)
         })
         .collect();
-    let borrowed: Vec<(&[u8], &[u8])> = records
-        .iter()
-        .map(|(k, v)| (k.as_slice(), v.as_slice()))
-        .collect();
-    produce_raw(&s, &lane.topic, &borrowed);
+    produce(&s, &lane.topic, &records);
 
     let out = lane.consume(&s, &[]).await;
     assert_eq!(
@@ -154,31 +172,18 @@ async fn the_guides_steps_for_a_new_field_keep_every_record_a_row() {
     // 5. The consumer first (it starts against the altered table), then the new producer.
     let v2_id = register(&s, &subject, &v2).await;
     let v2_schema = Schema::parse(&v2).expect("v2");
-    let after: Vec<User> = before
-        .iter()
-        .map(|u| {
-            let mut u = u.clone();
-            u.login.uuid = uuid::Uuid::new_v4().to_string();
-            u
-        })
-        .collect();
+    let after = others(&before);
     let records: Vec<(Vec<u8>, Vec<u8>)> = after
         .iter()
         .map(|user| {
-            let mut value = apache_avro::to_value(user).expect("user as Avro value");
-            let nickname = Value::Union(1, Box::new(Value::String("nick".into())));
-            fields(&mut value).push(("nickname".into(), nickname));
+            let value = apache_avro::to_value(user).expect("user as Avro value");
             (
                 user.login.uuid.clone().into_bytes(),
-                framed(v2_id, &v2_schema, value),
+                framed(v2_id, &v2_schema, nicknamed(value, "nick")),
             )
         })
         .collect();
-    let borrowed: Vec<(&[u8], &[u8])> = records
-        .iter()
-        .map(|(k, v)| (k.as_slice(), v.as_slice()))
-        .collect();
-    produce_raw(&s, &lane.topic, &borrowed);
+    produce(&s, &lane.topic, &records);
     let out = lane.consume(&s, &[]).await;
     assert_eq!(
         (out.summary("written"), out.summary("dead_lettered")),

@@ -13,6 +13,14 @@ pub fn markdown(command: &Command, name: &str) -> String {
     written(&command, name)
 }
 
+/// Checks `command` (clap's own consistency checks too) against its part `name` of
+/// docs/configuration.md; `crate_dir` is the calling crate's, two levels below the root.
+pub fn check(crate_dir: &str, command: Command, name: &str) -> Result<(), String> {
+    command.clone().debug_assert();
+    let page = crate::generated::page(crate_dir, "docs/configuration.md");
+    crate::generated::check(&page, name, &markdown(&command, name))
+}
+
 fn written(command: &Command, name: &str) -> String {
     let mut out = table(command);
     for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
