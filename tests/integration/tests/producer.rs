@@ -344,7 +344,7 @@ async fn a_registry_that_rejects_the_schema_fails_the_run() {
         out.stderr.contains(&format!(
             "schemas/user.avsc is incompatible with the latest version of subject {topic}-value"
         )) && out.stderr.contains("so nothing was published")
-            && out.stderr.contains("Evolving the schema"),
+            && out.stderr.contains("docs/schema-evolution.md"),
         "{out}"
     );
     assert_eq!(api.requests(), 0);
