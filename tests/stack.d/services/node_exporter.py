@@ -1,10 +1,10 @@
 """Prometheus node exporter from Debian's `prometheus-node-exporter` package (1.5; Compose runs
 prom/node-exporter): the machine's filesystems, memory and load, for the disk alerts
 (docker/monitoring/prometheus/rules/services.rules.yml) and the dashboard. Only those collectors: a
-bed's Prometheus needs no hundreds of network and hardware series. One per machine: the beds all run
-on the same one, so each bed's Prometheus scrapes the one on its first address."""
-from service import PackagedHttpService
+bed's Prometheus needs no hundreds of network and hardware series. A bed that has a Prometheus runs
+one on its first address (every bed reads the same machine's disks)."""
 import plumbing
+from service import PackagedHttpService
 
 # The collectors the alerts and the dashboard read; the same in docker-compose.yml's node-exporter.
 COLLECTORS = ["filesystem", "meminfo", "loadavg"]
