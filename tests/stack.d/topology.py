@@ -13,6 +13,7 @@ from services.airflow import ApiServer, DagProcessor, Scheduler
 from services.cassandra import Cassandra
 from services.cluster import ClusterCassandra, ClusterKafka
 from services.kafka import Kafka
+from services.node_exporter import NodeExporter
 from services.postgres import Postgres
 from services.alertmanager import Alertmanager
 from services.prometheus import Prometheus
@@ -68,7 +69,8 @@ class Topology:
 def default():
     """ZooKeeper, Kafka, the registry and Cassandra on 127.0.0.1 with Compose's host ports; Airflow
     (Postgres, api-server :8080, scheduler, dag-processor) on request (`up --airflow`), and so is
-    Compose's monitoring profile (Pushgateway :9091, Alertmanager :9093, Prometheus :9090:
+    Compose's monitoring profile (Pushgateway :9091, Alertmanager :9093, node exporter :9100,
+    Prometheus :9090, which also scrapes ZooKeeper, Kafka, the registry and Cassandra:
     `up --monitoring`)."""
     zookeeper = ZooKeeper()
     kafka = Kafka(zookeeper=zookeeper)
@@ -80,10 +82,10 @@ def default():
     scheduler = Scheduler(api=api, **wiring)
     dag_processor = DagProcessor(api=api, **wiring)
     airflow = [postgres, api, scheduler, dag_processor]
-    pushgateway, alertmanager = Pushgateway(), Alertmanager()
-    prometheus = Prometheus(deps=["alertmanager", "pushgateway"], alertmanager=alertmanager,
-                            pushgateway=pushgateway)
-    monitoring = [pushgateway, alertmanager, prometheus]
+    pushgateway, alertmanager, node_exporter = Pushgateway(), Alertmanager(), NodeExporter()
+    prometheus = Prometheus(deps=["alertmanager", "pushgateway", "node-exporter"], alertmanager=alertmanager,
+                            pushgateway=pushgateway, watched=[zookeeper, kafka, registry, cassandra, node_exporter])
+    monitoring = [pushgateway, alertmanager, node_exporter, prometheus]
     return Topology("default", [zookeeper, kafka, registry, cassandra] + airflow + monitoring,
                     up=["zookeeper", "kafka", "registry", "cassandra"],
                     groups={"airflow": [s.name for s in airflow], "monitoring": [s.name for s in monitoring]})
@@ -128,6 +130,12 @@ def cluster():
             properties={"cassandra.ring_delay_ms": 10000, "cassandra.superuser_setup_delay_ms": 10000}))
     registry = Registry(name="registry-c", host=hosts[0])
     members = [zookeeper] + brokers + [registry] + nodes
+    # Its own Prometheus (with the repository's rules, no Alertmanager: the tests read the alerts
+    # from its API) watching every member, so that a member's fault fires its alert on this bed.
+    node_exporter = NodeExporter(name="node-exporter-c", host=hosts[0])
+    prometheus = Prometheus(name="prometheus-c", host=hosts[0], deps=["node-exporter-c"],
+                            watched=members + [node_exporter])
+    members += [node_exporter, prometheus]
     return Topology("cluster", members, up=[m.name for m in members], groups={})
 
 

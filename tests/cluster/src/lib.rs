@@ -2,7 +2,9 @@
 //! their own /metrics, a producer running in the background, and the bed's own helpers
 //! (`bed`: its shape, its control script, rows at QUORUM, health) bound to the tests'
 //! `Services`, failing the test where they fail. Run by tests/cluster/run (`tests/stack up
-//! --cluster`, its env, these tests, `down`).
+//! --cluster`, its env, these tests, `down`). The bed's Prometheus and its alerts: `alerts`.
+
+pub mod alerts;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

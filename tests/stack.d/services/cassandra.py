@@ -3,6 +3,7 @@
 import os
 
 import install
+import jmx_exporter
 import overrides
 import plumbing
 from plumbing import StackError, say
@@ -33,14 +34,15 @@ class Cassandra(JvmService):
 
     def installed(self):
         try:
-            return install.stamp_ok(STAMP, install.sha(POM))
+            return install.stamp_ok(STAMP, install.sha(POM)) and jmx_exporter.installed()
         except OSError:
             return False
 
     def install(self):
+        agent = jmx_exporter.install_agent()
         digest = install.sha(POM)
         if install.stamp_ok(STAMP, digest) and os.path.isdir(os.path.join(BASE, "lib")):
-            return False
+            return agent
         say("install cassandra jars (Maven) ...")
         install.mvn_copy(POM, os.path.join(BASE, "lib"))
         install.stamp(STAMP, digest)
@@ -65,6 +67,7 @@ class Cassandra(JvmService):
             "-XX:MaxTenuringThreshold=1", "-XX:G1HeapRegionSize=16m", "-XX:MaxGCPauseMillis=300",
             "-XX:+UseStringDeduplication", "-Djava.net.preferIPv4Stack=true",
             "-javaagent:" + os.path.join(lib, jamm[-1]), "@" + os.path.join(src, "jvm17.args"),
+            jmx_exporter.agent("cassandra", self.host),
             "-Djava.io.tmpdir=" + tmp,
             "-Dcassandra-foreground=yes",
             "-Dcassandra.config=file://" + self.config_path(),
@@ -80,6 +83,10 @@ class Cassandra(JvmService):
             # no fsync (throwaway test data; a clean stop still flushes to the OS)
             "-Dcassandra.skip_sync=true"] + ["-D%s=%s" % kv for kv in self.properties.items()] + [
             "-cp", os.path.join(lib, "*"), "org.apache.cassandra.service.CassandraDaemon"], data, env)
+
+    def scrape_target(self):
+        """(Prometheus job, host:port) of its /metrics: the JMX exporter agent."""
+        return "cassandra", jmx_exporter.target("cassandra", self.host)
 
     def probe(self):
         import cql  # tests/stack.d/cql.py

@@ -6,6 +6,7 @@ import subprocess
 import time
 
 import install
+import jmx_exporter
 import overrides
 import plumbing
 from plumbing import StackError, say
@@ -66,17 +67,21 @@ class Kafka(JvmService):
         self.overrides = overrides   # server.properties keys to replace (another bed: address, id, replication)
 
     def installed(self):
-        return jars_installed()
+        return jars_installed() and jmx_exporter.installed()
 
     def install(self):
-        return install_jars()
+        return any([install_jars(), jmx_exporter.install_agent()])
+
+    def scrape_target(self):
+        """(Prometheus job, host:port) of its /metrics: the JMX exporter agent."""
+        return "kafka", jmx_exporter.target("kafka", self.host)
 
     def command(self):
         os.makedirs(self.data, exist_ok=True)
         cfg = overrides.render("kafka/server.properties",
                                "server.properties" if self.name == "kafka" else "%s.properties" % self.name,
                                self.overrides or {}, "properties", DATA=self.data)
-        return ([install.JAVA] + self.marker() + [
+        return ([install.JAVA] + self.marker() + [jmx_exporter.agent("kafka", self.host),
             "-Xms128m", "-Xmx" + self.heap, "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
             LOG4J, "-cp", classpath(), "kafka.Kafka", cfg], self.data, java_env())
 

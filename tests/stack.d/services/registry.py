@@ -121,6 +121,11 @@ class Registry(JvmService):
                 + ["-D%s=%s" % kv for kv in props.items()]
                 + ["-jar", os.path.join(DIST, "quarkus-run.jar")], data, env)
 
+    def scrape_target(self):
+        """(Prometheus job, host:port) of its /metrics: Apicurio's own (Micrometer), on its management
+        interface; Compose's Confluent registry has the JMX exporter agent instead."""
+        return "registry", "%s:%d" % (self.host, self.management_port)
+
     def probe(self):
         status, _ = plumbing.http("GET", self.address() + "/subjects", headers=SR_HEADERS)
         return status == 200

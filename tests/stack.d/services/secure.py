@@ -27,6 +27,7 @@ import urllib.error
 import urllib.request
 
 import install
+import jmx_exporter
 import plumbing
 from plumbing import StackError
 from service import Service
@@ -150,7 +151,7 @@ class SecureZooKeeper(ZooKeeper):
         os.makedirs(self.data, exist_ok=True)
         cfg = plumbing.render("secure/zookeeper.properties", "%s.properties" % self.name, DATA=self.data,
                               HOST=self.host)
-        return ([install.JAVA] + self.marker() + [
+        return ([install.JAVA] + self.marker() + [jmx_exporter.agent("zookeeper", self.host),
             "-Xms64m", "-Xmx128m", "-XX:+UseSerialGC", kafka.LOG4J, "-Dzookeeper.jmx.log4j.disable=true",
             "-cp", kafka.classpath(), "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
             self.data, kafka.java_env())
@@ -208,7 +209,7 @@ class SecureKafka(Kafka):
                               HOST=self.host, PORT=str(self.port), ZOOKEEPER=self.zookeeper.address(),
                               ADMIN_USER=ADMIN, ADMIN_PASSWORD=pw["kafka_admin"], KEYSTORE=P12,
                               KEYSTORE_PASSWORD=pw["keystore"], CA=CA)
-        return ([install.JAVA] + self.marker() + [
+        return ([install.JAVA] + self.marker() + [jmx_exporter.agent("kafka", self.host),
             "-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
             kafka.LOG4J, "-cp", kafka.classpath(), "kafka.Kafka", cfg], self.data, kafka.java_env())
 

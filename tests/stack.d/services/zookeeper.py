@@ -3,6 +3,7 @@ import os
 import socket
 
 import install
+import jmx_exporter
 import overrides
 import plumbing
 from service import JvmService
@@ -17,16 +18,20 @@ class ZooKeeper(JvmService):
         self.overrides = overrides   # zookeeper.properties keys to replace (another bed's address)
 
     def installed(self):
-        return kafka.jars_installed()
+        return kafka.jars_installed() and jmx_exporter.installed()
 
     def install(self):
-        return kafka.install_jars()
+        return any([kafka.install_jars(), jmx_exporter.install_agent()])
+
+    def scrape_target(self):
+        """(Prometheus job, host:port) of its /metrics: the JMX exporter agent."""
+        return "zookeeper", jmx_exporter.target("zookeeper", self.host)
 
     def command(self):
         os.makedirs(self.data, exist_ok=True)
         cfg = overrides.render("zookeeper/zookeeper.properties", "%s.properties" % self.name, self.overrides or {},
                                "properties", DATA=self.data)
-        return ([install.JAVA] + self.marker() + [
+        return ([install.JAVA] + self.marker() + [jmx_exporter.agent("zookeeper", self.host),
             "-Xms64m", "-Xmx128m", "-XX:+UseSerialGC", kafka.LOG4J, "-Dzookeeper.jmx.log4j.disable=true",
             "-cp", kafka.classpath(), "org.apache.zookeeper.server.quorum.QuorumPeerMain", cfg],
             self.data, kafka.java_env())
