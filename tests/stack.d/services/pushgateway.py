@@ -1,6 +1,7 @@
 """Prometheus Pushgateway from Debian's `prometheus-pushgateway` package (1.5, as Compose's pinned
 image): where a producer run pushes its outcome (PRODUCER_PUSHGATEWAY_URL). 127.0.0.1:9091, in
-memory only: a bed's runs need no persistence."""
+memory only, unlike Compose's: a restart forgets the last run, the harder case for the alert rules,
+which the alerts test restarts it to prove they survive."""
 from service import PackagedHttpService
 
 
