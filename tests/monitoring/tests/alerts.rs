@@ -2,7 +2,8 @@
 //! with Compose's routes and inhibit rules), and resolves after the fault. The faults are grouped
 //! so that several alerts share one window:
 //!
-//! 1. no dependency down: a record naming a schema the registry does not know holds a partition
+//! 1. no dependency down: Alertmanager stopped for a minute (AlertmanagerUnreachable, delivered
+//!    once it is back), a record naming a schema the registry does not know holds a partition
 //!    (ConsumerLagging once it is two minutes old, then resolved when it is dead-lettered),
 //!    records published five minutes late (ConsumerLatencyHigh), a burst of poison
 //!    (DeadLetters{framing}), a replica exits (ConsumerReplicasMissing), a producer run fails
@@ -17,9 +18,9 @@
 //! 3. a good producer run resolves those; then every replica exits: ConsumerAbsent notifies within
 //!    3 minutes, and resolves with a new replica.
 //!
-//! DeadLetters resolves 10 minutes after the last one, AlertmanagerUnreachable and
-//! AlertmanagerNotificationsFailing need Alertmanager away for minutes: their promtool unit tests
-//! cover those. Alone in its binary: it stops Cassandra and the Pushgateway.
+//! DeadLetters resolves 10 minutes after the last one, AlertmanagerNotificationsFailing needs 10
+//! minutes of failed notifications: their promtool unit tests cover those. Alone in its binary:
+//! it stops Alertmanager, Cassandra and the Pushgateway.
 
 use std::time::{Duration, Instant};
 
@@ -82,6 +83,8 @@ async fn alerts_fire_on_their_fault_notify_and_resolve() {
 
     // ---- 1. Faults with every dependency up.
     let phase1 = Instant::now();
+    // Alertmanager away while the faults start: Prometheus' sends fail.
+    let alertmanager = Stopped::stop("alertmanager");
     // A record framed with a schema id the registry does not have.
     produce_raw(
         &s,
@@ -129,10 +132,18 @@ async fn alerts_fire_on_their_fault_notify_and_resolve() {
         !out.success,
         "the run against a failing API must fail: {out}"
     );
+    m.wait_for_series(
+        "AlertmanagerUnreachable fires in Prometheus",
+        "ALERTS{alertname=\"AlertmanagerUnreachable\",alertstate=\"firing\"}",
+        FIRE_WITHIN,
+    )
+    .await;
+    // Back: Prometheus delivers what fired meanwhile, AlertmanagerUnreachable included.
+    alertmanager.start();
 
     receiver
         .wait_for(
-            "ConsumerLagging, ConsumerLatencyHigh, DeadLetters{framing}, ConsumerReplicasMissing and ProducerRunFailed notified",
+            "ConsumerLagging, ConsumerLatencyHigh, DeadLetters{framing}, ConsumerReplicasMissing, ProducerRunFailed and AlertmanagerUnreachable notified",
             FIRE_WITHIN,
             |n| {
                 sent(n, "page", "ConsumerLagging", None)
@@ -140,6 +151,7 @@ async fn alerts_fire_on_their_fault_notify_and_resolve() {
                     && sent(n, "ticket", "DeadLetters", Some(("kind", "framing")))
                     && sent(n, "ticket", "ConsumerReplicasMissing", None)
                     && sent(n, "ticket", "ProducerRunFailed", None)
+                    && sent(n, "page", "AlertmanagerUnreachable", None)
             },
         )
         .await;
@@ -291,10 +303,17 @@ async fn alerts_fire_on_their_fault_notify_and_resolve() {
     );
     let mut back = m.another_replica(&s, &lane, "back", &[]).await;
     m.wait_for_alerts(
-        "ConsumerAbsent, ProducerRunFailed, ProducerStale, ConsumerRetrying, ConsumerDependencyDown resolve",
+        "ConsumerAbsent, ProducerRunFailed, ProducerStale, ConsumerRetrying, ConsumerDependencyDown, AlertmanagerUnreachable resolve",
         FIRE_WITHIN,
         |a| {
-            ["ConsumerAbsent", "ProducerRunFailed", "ProducerStale", "ConsumerRetrying", "ConsumerDependencyDown"]
+            [
+                "ConsumerAbsent",
+                "ProducerRunFailed",
+                "ProducerStale",
+                "ConsumerRetrying",
+                "ConsumerDependencyDown",
+                "AlertmanagerUnreachable",
+            ]
                 .iter()
                 .all(|name| !has(a, name, None))
         },
