@@ -146,6 +146,8 @@ async fn alerts_fire_on_their_fault_notify_and_resolve() {
             "ConsumerLagging, ConsumerLatencyHigh, DeadLetters{framing}, ConsumerReplicasMissing, ProducerRunFailed and AlertmanagerUnreachable notified",
             FIRE_WITHIN,
             |n| {
+                let n = since(n, phase1);
+                let n = n.as_slice();
                 sent(n, "page", "ConsumerLagging", None)
                     && sent(n, "ticket", "ConsumerLatencyHigh", None)
                     && sent(n, "ticket", "DeadLetters", Some(("kind", "framing")))
