@@ -16,4 +16,6 @@ class Pushgateway(PackagedHttpService):
 
     def command(self):
         self.check_installed()
-        return [self.binary, "--web.listen-address=" + self.address()], "/", None
+        # Debian's build persists to /var/lib/prometheus/pushgateway.data by default (outside
+        # .stack/, shared by anything on the machine): empty keeps it in memory.
+        return [self.binary, "--web.listen-address=" + self.address(), "--persistence.file="], "/", None
