@@ -82,7 +82,10 @@ async fn alerts_fire_on_their_fault_notify_and_resolve() {
     .await;
     // A clean slate: a good run pushed (ProducerStale then fires 3 minutes later, in the second
     // window), and none of the alerts this test expects left from an earlier test (DeadLetters
-    // lasts 10 minutes): a notification counted here is this test's.
+    // lasts 10 minutes): a notification counted here is this test's. Their resolutions must have
+    // reached a receiver too: Alertmanager does not notify again an alert it last notified as
+    // firing (its notification log) when it fires again; tests/monitoring/run runs healthy.rs,
+    // whose receiver gets them, first.
     let mut good = bins::command("producer", &s);
     good.args([
         "--api-url",
