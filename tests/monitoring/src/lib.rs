@@ -1,6 +1,9 @@
 //! The bed's Prometheus, Alertmanager and Pushgateway (`tests/stack up --monitoring`), as the
 //! monitoring tests see them: targets registered through file_sd, PromQL queries, the alerts
-//! Alertmanager holds, and the real binaries run the way Compose runs them.
+//! Alertmanager holds, what its receivers were sent ([`receiver`]), and the real binaries run
+//! the way Compose runs them.
+
+pub mod receiver;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -24,6 +27,7 @@ pub struct Monitoring {
 pub struct Alert {
     pub name: String,
     pub labels: Value,
+    /// `active`, `suppressed` (inhibited or silenced: not notified) or `unprocessed`.
     pub state: String,
 }
 
@@ -107,6 +111,18 @@ impl Monitoring {
             .collect()
     }
 
+    /// Whether Prometheus itself has an alert of that name (and label) firing: its `ALERTS`
+    /// series, whatever Alertmanager does with it.
+    pub async fn firing(&self, name: &str, label: Option<(&str, &str)>) -> bool {
+        let matcher = label.map_or(String::new(), |(k, v)| format!(",{k}=\"{v}\""));
+        !self
+            .query(&format!(
+                "ALERTS{{alertstate=\"firing\",alertname=\"{name}\"{matcher}}}"
+            ))
+            .await
+            .is_empty()
+    }
+
     /// Polls Alertmanager until `done` holds for its alerts; returns how long that took.
     pub async fn wait_for_alerts(
         &self,
@@ -143,6 +159,26 @@ impl Monitoring {
         let lane = Lane::new(name);
         integration::kafka::create_topic(services, &lane.topic, partitions).await;
         let mut replica = Replica::spawn(&lane, services, extra);
+        replica.target = Some(self.scrape(name, &replica.addr));
+        let ready = format!("consumer_ready{{instance=\"{}\"}} == 1", replica.addr);
+        self.wait_for_series(
+            &format!("Prometheus sees consumer {name} ready"),
+            &ready,
+            Duration::from_secs(180),
+        )
+        .await;
+        replica
+    }
+
+    /// One more replica of `lane` (its own group's member), scraped as `name` and seen ready.
+    pub async fn another_replica(
+        &self,
+        services: &Services,
+        lane: &Lane,
+        name: &str,
+        extra: &[&str],
+    ) -> Replica {
+        let mut replica = Replica::spawn(lane, services, extra);
         replica.target = Some(self.scrape(name, &replica.addr));
         let ready = format!("consumer_ready{{instance=\"{}\"}} == 1", replica.addr);
         self.wait_for_series(
@@ -234,10 +270,59 @@ impl Replica {
         }
     }
 
+    /// Killed, and no longer a target: as a replica that exits under Compose, whose DNS stops
+    /// naming it.
+    pub async fn exit(&mut self) {
+        self.child.kill().await.expect("kill consumer");
+        self.target = None;
+    }
+
     /// The last lines it logged, for a failure message.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+/// A bed service stopped for a fault (`tests/stack stop`), started again by [`Stopped::start`] or,
+/// if the test fails first, when dropped: the bed is shared.
+#[derive(Debug)]
+pub struct Stopped {
+    service: &'static str,
+    started: bool,
+}
+
+impl Stopped {
+    pub fn stop(service: &'static str) -> Stopped {
+        integration::bins::stack(&["stop", service]);
+        Stopped {
+            service,
+            started: false,
+        }
+    }
+
+    pub fn start(mut self) {
+        self.started = true;
+        integration::bins::stack(&["start", self.service]);
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if self.started {
+            return;
+        }
+        // No panic here (the test may be unwinding already): say so and go on.
+        let status =
+            std::process::Command::new(integration::services::repo_root().join("tests/stack"))
+                .args(["start", self.service])
+                .status();
+        if !matches!(status, Ok(s) if s.success()) {
+            eprintln!(
+                "tests/stack start {} failed ({status:?}): start it by hand",
+                self.service
+            );
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! A healthy pipeline under Prometheus: producer runs one after another (as a DAG scheduled
-//! often would), one consumer replica writing, for 5 minutes. No alert may fire, and afterwards
-//! every panel of the Grafana dashboard must return series from this Prometheus (its pictures
-//! land in target/monitoring/). Runs beside the Airflow tests in tests/run: it touches no shared
-//! service, and Prometheus scrapes only the consumer it registers.
+//! often would), two consumer replicas of one group writing (the bed expects two), for 5 minutes.
+//! No alert but Watchdog may fire, the receiver gets nothing else, and Watchdog reaches its own
+//! receiver; afterwards every panel of the Grafana dashboard must return series from this
+//! Prometheus (its pictures land in target/monitoring/). Runs beside the Airflow tests in
+//! tests/run: it touches no shared service, and Prometheus scrapes only the consumers it
+//! registers.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +12,7 @@ use integration::api::FakeApi;
 use integration::bins;
 use integration::services::repo_root;
 use integration::Services;
+use monitoring_tests::receiver::{list as received, Receiver};
 use monitoring_tests::{list, Monitoring};
 
 const HEALTHY_FOR: Duration = Duration::from_secs(300);
@@ -18,19 +21,37 @@ const HEALTHY_FOR: Duration = Duration::from_secs(300);
 async fn a_healthy_run_fires_no_alert_and_fills_every_panel() {
     let s = Services::from_env();
     let m = Monitoring::from_env();
+    let receiver = Receiver::start().await;
     let mut replica = m.watched_replica(&s, "watched", 3, &[]).await;
     let lane = replica.lane.clone();
+    let mut second = m.another_replica(&s, &lane, "watched-2", &[]).await;
+    let api = FakeApi::start().await;
+
+    // A first run, pushed: the bed's Prometheus may hold an older last success (ProducerStale
+    // after 3 minutes) or a failed run from an earlier test.
+    let mut first = bins::command("producer", &s);
+    first
+        .args([
+            "--api-url",
+            &api.url(),
+            "--topic",
+            &lane.topic,
+            "--count",
+            "10",
+        ])
+        .args(["--pushgateway-url", &m.pushgateway]);
+    let out = bins::run(first, Duration::from_secs(120)).await;
+    assert!(out.success, "first producer run: {out}");
 
     // Alerts of an earlier test on this bed may still fire (DeadLetters counts the last 10
     // minutes' dead letters, even of a consumer gone since): the window starts once Alertmanager
-    // holds nothing. In tests/run this test comes first, and nothing is left.
+    // holds nothing but Watchdog. In tests/run this test comes first, and nothing is left.
     m.wait_for_alerts("no alert left from before", Duration::from_secs(660), |a| {
-        a.is_empty()
+        a.iter().all(|a| a.name == "Watchdog")
     })
     .await;
     let started = Instant::now();
-    let api = FakeApi::start().await;
-    let (mut runs, mut published) = (0, 0);
+    let (mut runs, mut published) = (0, out.summary("published") as i64);
     while started.elapsed() < HEALTHY_FOR {
         let mut producer = bins::command("producer", &s);
         producer
@@ -56,18 +77,36 @@ async fn a_healthy_run_fires_no_alert_and_fills_every_panel() {
     let window = started.elapsed().as_secs();
     println!("{runs} producer runs, {published} users published and written in {window}s");
 
-    // Prometheus' own record of its alerts over the window: pending is allowed, firing is not.
+    // Prometheus' own record of its alerts over the window: pending is allowed, firing is not
+    // (but Watchdog's, always).
     let fired = m
         .query(&format!(
-            "max_over_time(ALERTS{{alertstate=\"firing\"}}[{window}s])"
+            "max_over_time(ALERTS{{alertstate=\"firing\",alertname!=\"Watchdog\"}}[{window}s])"
         ))
         .await;
     assert!(fired.is_empty(), "alerts fired on a healthy run: {fired:?}");
     let held = m.alerts().await;
     assert!(
-        held.is_empty(),
+        held.iter().all(|a| a.name == "Watchdog"),
         "Alertmanager holds alerts: {}",
         list(&held)
+    );
+    let sent = receiver.since(started);
+    assert!(
+        sent.iter()
+            .all(|n| n.name == "Watchdog" || n.status == "resolved"),
+        "notified on a healthy run: {}",
+        received(&sent)
+    );
+    // The alert path end to end: Watchdog, sent to its own receiver (at once, then every 5
+    // minutes; Alertmanager retries one it could not deliver before this test listened).
+    assert!(
+        receiver
+            .notified()
+            .iter()
+            .any(|n| n.is("firing", "Watchdog", None) && n.receiver == "watchdog"),
+        "Watchdog never reached the `watchdog` receiver: {}",
+        received(&receiver.notified())
     );
     let pushed = m.query("producer_last_run_success == 1").await;
     assert_eq!(pushed.len(), 1, "the last run's push: {pushed:?}");
@@ -92,4 +131,5 @@ async fn a_healthy_run_fires_no_alert_and_fills_every_panel() {
     );
 
     replica.child.kill().await.expect("stop consumer");
+    second.child.kill().await.expect("stop the second consumer");
 }

@@ -1,6 +1,7 @@
 """Prometheus Pushgateway from Debian's `prometheus-pushgateway` package (1.5, as Compose's pinned
 image): where a producer run pushes its outcome (PRODUCER_PUSHGATEWAY_URL). 127.0.0.1:9091, in
-memory only: a bed's runs need no persistence."""
+memory only, unlike Compose's: a restart forgets the last run, the harder case for the alert rules,
+which the alerts test restarts it to prove they survive."""
 from service import PackagedHttpService
 
 
@@ -15,4 +16,6 @@ class Pushgateway(PackagedHttpService):
 
     def command(self):
         self.check_installed()
-        return [self.binary, "--web.listen-address=" + self.address()], "/", None
+        # Debian's build persists to /var/lib/prometheus/pushgateway.data by default (outside
+        # .stack/, shared by anything on the machine): empty keeps it in memory.
+        return [self.binary, "--web.listen-address=" + self.address(), "--persistence.file="], "/", None
