@@ -44,6 +44,14 @@ class Alertmanager(PackagedHttpService):
     def command(self):
         self.check_installed()
         os.makedirs(self.data, exist_ok=True)
+        # Each start forgets what an earlier one notified: an alert whose resolution it never
+        # sent (a test stopped half-way) would otherwise not be notified again for hours
+        # (repeat_interval), and the next test would wait for it in vain.
+        for state in ("nflog", "silences"):
+            try:
+                os.remove(os.path.join(self.data, state))
+            except FileNotFoundError:
+                pass
         with open(CONFIG) as f:
             config = with_webhooks(f.read(), RECEIVER_ADDR)
         path = os.path.join(self.data, "alertmanager.yml")
