@@ -158,16 +158,24 @@ impl Monitoring {
     ) -> Replica {
         let lane = Lane::new(name);
         integration::kafka::create_topic(services, &lane.topic, partitions).await;
-        let mut replica = Replica::spawn(&lane, services, extra);
-        replica.target = Some(self.scrape(name, &replica.addr));
-        let ready = format!("consumer_ready{{instance=\"{}\"}} == 1", replica.addr);
-        self.wait_for_series(
-            &format!("Prometheus sees consumer {name} ready"),
-            &ready,
-            Duration::from_secs(180),
-        )
-        .await;
-        replica
+        self.another_replica(services, &lane, name, extra).await
+    }
+
+    /// A producer run of `count` users from `api` to `topic` that pushes its outcome to the
+    /// bed's Pushgateway; its output, within `limit`.
+    pub async fn producer_run(
+        &self,
+        services: &Services,
+        api: &integration::api::FakeApi,
+        topic: &str,
+        count: u64,
+        limit: Duration,
+    ) -> integration::bins::Output {
+        let mut run = integration::bins::command("producer", services);
+        run.args(["--api-url", &api.url(), "--topic", topic])
+            .args(["--count", &count.to_string()])
+            .args(["--pushgateway-url", &self.pushgateway]);
+        integration::bins::run(run, limit).await
     }
 
     /// One more replica of `lane` (its own group's member), scraped as `name` and seen ready.

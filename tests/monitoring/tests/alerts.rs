@@ -86,17 +86,9 @@ async fn alerts_fire_on_their_fault_notify_and_resolve() {
     // reached a receiver too: Alertmanager does not notify again an alert it last notified as
     // firing (its notification log) when it fires again; tests/monitoring/run runs healthy.rs,
     // whose receiver gets them, first.
-    let mut good = bins::command("producer", &s);
-    good.args([
-        "--api-url",
-        &api.url(),
-        "--topic",
-        &lane.topic,
-        "--count",
-        "10",
-    ])
-    .args(["--pushgateway-url", &m.pushgateway]);
-    let out = bins::run(good, Duration::from_secs(60)).await;
+    let out = m
+        .producer_run(&s, &api, &lane.topic, 10, Duration::from_secs(60))
+        .await;
     assert!(out.success, "{out}");
     m.wait_for_alerts(
         "none of this test's alerts left from before",
@@ -321,17 +313,9 @@ async fn alerts_fire_on_their_fault_notify_and_resolve() {
     .await;
 
     // ---- 3. A good run resolves the producer's alerts; then every replica exits.
-    let mut good = bins::command("producer", &s);
-    good.args([
-        "--api-url",
-        &api.url(),
-        "--topic",
-        &lane.topic,
-        "--count",
-        "10",
-    ])
-    .args(["--pushgateway-url", &m.pushgateway]);
-    let out = bins::run(good, Duration::from_secs(60)).await;
+    let out = m
+        .producer_run(&s, &api, &lane.topic, 10, Duration::from_secs(60))
+        .await;
     assert!(out.success, "{out}");
     drop(stream);
     writer.exit().await;

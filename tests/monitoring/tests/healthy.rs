@@ -29,18 +29,9 @@ async fn a_healthy_run_fires_no_alert_and_fills_every_panel() {
 
     // A first run, pushed: the bed's Prometheus may hold an older last success (ProducerStale
     // after 3 minutes) or a failed run from an earlier test.
-    let mut first = bins::command("producer", &s);
-    first
-        .args([
-            "--api-url",
-            &api.url(),
-            "--topic",
-            &lane.topic,
-            "--count",
-            "10",
-        ])
-        .args(["--pushgateway-url", &m.pushgateway]);
-    let out = bins::run(first, Duration::from_secs(120)).await;
+    let out = m
+        .producer_run(&s, &api, &lane.topic, 10, Duration::from_secs(120))
+        .await;
     assert!(out.success, "first producer run: {out}");
 
     // Alerts of an earlier test on this bed may still fire (DeadLetters counts the last 10
