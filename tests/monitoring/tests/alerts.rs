@@ -12,7 +12,7 @@
 //!    Pushgateway stopped, together: only the root causes notify (ConsumerDependencyDown
 //!    {cassandra}, ConsumerDown, MonitoringTargetDown{pushgateway}, ProducerStale); what the
 //!    outage causes (ConsumerNotWriting, ConsumerNotReady, ConsumerRetrying{cassandra},
-//!    ConsumerLagging) fires in Prometheus but Alertmanager suppresses it, and the receiver never
+//!    ConsumerLagging) and the node's own CassandraNodeDown fire in Prometheus but Alertmanager suppresses it, and the receiver never
 //!    gets it. The restarted Pushgateway has forgotten the failed run: ProducerRunFailed and
 //!    ProducerStale must still fire;
 //! 3. a good producer run resolves those; then every replica exits: ConsumerAbsent notifies within
@@ -35,7 +35,8 @@ use monitoring_tests::{has, list, Monitoring, Stopped};
 
 const FIRE_WITHIN: Duration = Duration::from_secs(240);
 /// The caused alerts the inhibit rules silence while a dependency is down.
-const CAUSED: [&str; 5] = [
+const CAUSED: [&str; 6] = [
+    "CassandraNodeDown",
     "ConsumerNotReady",
     "ConsumerNotWriting",
     "ConsumerRetrying",
@@ -232,6 +233,8 @@ async fn alerts_fire_on_their_fault_notify_and_resolve() {
         ("ConsumerNotReady", Some(("instance", writer.addr.as_str()))),
         ("ConsumerRetrying", Some(("dependency", "cassandra"))),
         ("ConsumerLagging", None),
+        // the node's own alert: the consumer's page names the outage
+        ("CassandraNodeDown", None),
     ];
     let started = Instant::now();
     loop {
@@ -295,10 +298,11 @@ async fn alerts_fire_on_their_fault_notify_and_resolve() {
         "ProducerStale resolved when the Pushgateway restarted"
     );
     m.wait_for_alerts(
-        "ConsumerDown, MonitoringTargetDown, ConsumerNotWriting, ConsumerNotReady, ConsumerLagging, ConsumerReplicasMissing resolve",
+        "ConsumerDown, MonitoringTargetDown, ConsumerNotWriting, ConsumerNotReady, ConsumerLagging, ConsumerReplicasMissing, CassandraNodeDown resolve",
         FIRE_WITHIN,
         |a| {
             [
+                "CassandraNodeDown",
                 "ConsumerDown",
                 "MonitoringTargetDown",
                 "ConsumerNotWriting",
