@@ -28,13 +28,26 @@ impl Series {
 
 /// A comparison's lines: both means (`digits` decimals) with their spread, and the ratio
 /// of the means with the spread of the per-round ratios, against `goal` (e.g. ">= 0.90").
-pub fn report(what: &str, pipeline: &Series, bare: &Series, unit: &str, digits: usize, goal: &str) {
-    let ratios = Series(pipeline.0.iter().zip(&bare.0).map(|(p, b)| p / b).collect());
-    println!("{what}: pipeline {} {unit}", pipeline.describe(digits));
-    println!("{what}: bare     {} {unit}", bare.describe(digits));
+/// Each side is (its name, its rounds).
+pub fn report(
+    what: &str,
+    (name, ours): (&str, &Series),
+    (base_name, base): (&str, &Series),
+    unit: &str,
+    digits: usize,
+    goal: &str,
+) {
+    let ratios = Series(ours.0.iter().zip(&base.0).map(|(p, b)| p / b).collect());
+    let width = name.len().max(base_name.len()).max("ratio".len());
+    println!("{what}: {name:<width$} {} {unit}", ours.describe(digits));
     println!(
-        "{what}: ratio    {:.2} (per round {}; goal {goal})",
-        pipeline.mean() / bare.mean(),
+        "{what}: {base_name:<width$} {} {unit}",
+        base.describe(digits)
+    );
+    println!(
+        "{what}: {:<width$} {:.2} (per round {}; goal {goal})",
+        "ratio",
+        ours.mean() / base.mean(),
         ratios.describe(2)
     );
 }

@@ -64,7 +64,8 @@ pub struct Workload {
     /// Records per run (users published, or rows written).
     #[arg(long, env = "BENCH_RECORDS", default_value_t = 200_000)]
     pub records: usize,
-    /// Rounds of (pipeline, bare loop), alternated; the figures are their means.
+    /// Rounds of every side (the pipeline and its bare loops), in turned-around order; the
+    /// figures are their means.
     #[arg(long, env = "BENCH_ROUNDS", default_value_t = 3)]
     pub rounds: usize,
 }

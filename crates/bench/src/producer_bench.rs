@@ -128,8 +128,8 @@ pub async fn run(args: Args) -> Result<()> {
     // cost, a figure, not a goal.
     figures::report(
         "producer users/s",
-        &full.rate,
-        &bare.rate,
+        ("pipeline", &full.rate),
+        ("bare", &bare.rate),
         "users/s",
         0,
         "none: send-only",

@@ -14,5 +14,5 @@ pub mod topology;
 pub mod whole;
 
 pub use kafka::Kafka;
-pub use metrics::{sample_sum, scrape};
+pub use metrics::{sample_sum, sample_total, scrape};
 pub use stack::Stack;

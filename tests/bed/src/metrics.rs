@@ -15,6 +15,11 @@ pub async fn scrape(client: &reqwest::Client, addr: impl Display) -> String {
 /// or one line per label value). 0 when the family is absent, as a counter not yet
 /// incremented anywhere reads; a negative gauge (lag not measured yet) reads 0 too.
 pub fn sample_sum(text: &str, name: &str) -> u64 {
+    sample_total(text, name).max(0.0) as u64
+}
+
+/// [`sample_sum`] unrounded, for a family counted in fractions (CPU seconds); 0 when absent.
+pub fn sample_total(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| {
             l.strip_prefix(name)
@@ -22,7 +27,6 @@ pub fn sample_sum(text: &str, name: &str) -> u64 {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>()
-        .max(0.0) as u64
 }
 
 #[cfg(test)]

@@ -210,6 +210,36 @@ impl Monitoring {
         }
         println!("{what}: after {:.0}s", started.elapsed().as_secs_f64());
     }
+
+    /// Every panel of the Grafana dashboard, queried as Grafana would over the last `minutes`,
+    /// drawn into `target/monitoring/<into>/` (tests/monitoring/dashboard.py evaluate). Returns
+    /// whether every panel returned series, and the report: a line per panel with the last
+    /// value of each series as Grafana shows it ("ok  Dependencies per replica: ...; last:
+    /// 127.0.0.1:9401 cassandra=down, ..."; six series at most). `vars` set the dashboard's
+    /// variables (e.g. `instance`: one replica's panels).
+    pub fn dashboard(&self, into: &str, minutes: u64, vars: &[(&str, &str)]) -> (bool, String) {
+        let python = std::env::var("MONITORING_PYTHON").unwrap_or_else(|_| {
+            panic!("MONITORING_PYTHON is not set: tests/monitoring/run sets it (tests/stack monitoring-venv)")
+        });
+        let root = integration::services::repo_root();
+        let out = std::process::Command::new(python)
+            .arg(root.join("tests/monitoring/dashboard.py"))
+            .args(["evaluate", "--prometheus", &self.prometheus, "--out"])
+            .arg(root.join("target/monitoring").join(into))
+            .args(["--range-minutes", &minutes.to_string()])
+            .args(
+                vars.iter()
+                    .flat_map(|(k, v)| ["--var".to_string(), format!("{k}={v}")]),
+            )
+            .output()
+            .expect("run tests/monitoring/dashboard.py");
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), report)
+    }
 }
 
 pub fn list(alerts: &[Alert]) -> String {

@@ -18,6 +18,9 @@
 //! 3. a good producer run resolves those; then every replica exits: ConsumerAbsent notifies within
 //!    3 minutes, and resolves with a new replica.
 //!
+//! During the outage the dashboard is drawn into target/monitoring/outage/ and must show the
+//! writing replica's Cassandra down.
+//!
 //! DeadLetters resolves 10 minutes after the last one, AlertmanagerNotificationsFailing needs 10
 //! minutes of failed notifications: their promtool unit tests cover those. Alone in its binary:
 //! it stops Alertmanager, Cassandra and the Pushgateway.
@@ -263,6 +266,21 @@ async fn alerts_fire_on_their_fault_notify_and_resolve() {
     println!(
         "the outage's caused alerts fire and are suppressed: after {:.0}s",
         outage.elapsed().as_secs_f64()
+    );
+    // What on-call sees on the dashboard now, from the first window on (docs/monitoring.md
+    // shows it, the writing replica's panels): panels of what stopped (Cassandra's latency)
+    // may be empty, its dependencies must show Cassandra down.
+    let (_, report) = m.dashboard(
+        "outage",
+        phase1.elapsed().as_secs() / 60 + 1,
+        &[("instance", writer.addr.as_str())],
+    );
+    let down = format!("{} cassandra=down", writer.addr);
+    assert!(
+        report
+            .lines()
+            .any(|l| l.contains("Dependencies per replica:") && l.contains(&down)),
+        "the dashboard does not show {down}:\n{report}"
     );
     assert!(
         has(&m.alerts().await, "ProducerRunFailed", None),

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use integration::api::FakeApi;
 use integration::bins;
-use integration::services::repo_root;
 use integration::Services;
 use monitoring_tests::receiver::{list as received, Receiver};
 use monitoring_tests::{list, Monitoring};
@@ -103,23 +102,9 @@ async fn a_healthy_run_fires_no_alert_and_fills_every_panel() {
     assert_eq!(pushed.len(), 1, "the last run's push: {pushed:?}");
 
     // Every panel of the dashboard, queried as Grafana would over the run, drawn into target/.
-    let python = std::env::var("MONITORING_PYTHON").unwrap_or_else(|_| {
-        panic!("MONITORING_PYTHON is not set: tests/monitoring/run sets it (tests/stack monitoring-venv)")
-    });
-    let out_dir = repo_root().join("target/monitoring");
-    let dashboard = std::process::Command::new(python)
-        .arg(repo_root().join("tests/monitoring/dashboard.py"))
-        .args(["evaluate", "--prometheus", &m.prometheus, "--out"])
-        .arg(&out_dir)
-        .args(["--range-minutes", &(window / 60 + 1).to_string()])
-        .output()
-        .expect("run tests/monitoring/dashboard.py");
-    let report = String::from_utf8_lossy(&dashboard.stdout);
-    println!("{report}{}", String::from_utf8_lossy(&dashboard.stderr));
-    assert!(
-        dashboard.status.success(),
-        "a dashboard panel is empty or fails (above)"
-    );
+    let (every_panel, report) = m.dashboard("", window / 60 + 1, &[]);
+    println!("{report}");
+    assert!(every_panel, "a dashboard panel is empty or fails (above)");
 
     replica.child.kill().await.expect("stop consumer");
     second.child.kill().await.expect("stop the second consumer");

@@ -47,11 +47,26 @@ pub fn jobs<K: Eq + Hash>(
     limits: &Batching,
     replicas: impl Fn(&TimedRow) -> K,
 ) -> Vec<Job> {
-    let mut jobs = Vec::new();
-    let mut groups: HashMap<K, (Vec<(Slot, Work)>, usize)> = HashMap::new();
-    for (slot, work) in taken {
-        let Some(row) = work.row.as_ref().filter(|_| limits.max_rows > 1) else {
-            jobs.push(Job::One(slot, work));
+    group(taken, limits, |(_, work)| work.row.as_ref(), replicas)
+        .into_iter()
+        .map(job)
+        .collect()
+}
+
+/// Groups `items` for writing: those with a row (`row_of`) and the same `replicas`, within the
+/// limits and in arrival order; every other item alone. The writer's jobs, and the bench's
+/// bare batching loop, which must batch exactly as the writer does.
+pub fn group<T, K: Eq + Hash>(
+    items: impl IntoIterator<Item = T>,
+    limits: &Batching,
+    row_of: impl Fn(&T) -> Option<&TimedRow>,
+    replicas: impl Fn(&TimedRow) -> K,
+) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut groups: HashMap<K, (Vec<T>, usize)> = HashMap::new();
+    for item in items {
+        let Some(row) = row_of(&item).filter(|_| limits.max_rows > 1) else {
+            out.push(vec![item]);
             continue;
         };
         let bytes = row.row.size();
@@ -59,14 +74,14 @@ pub fn jobs<K: Eq + Hash>(
         if !group.is_empty()
             && (group.len() >= limits.max_rows || *group_bytes + bytes > limits.max_bytes)
         {
-            jobs.push(job(std::mem::take(group)));
+            out.push(std::mem::take(group));
             *group_bytes = 0;
         }
-        group.push((slot, work));
+        group.push(item);
         *group_bytes += bytes;
     }
-    jobs.extend(groups.into_values().map(|(group, _)| job(group)));
-    jobs
+    out.extend(groups.into_values().map(|(group, _)| group));
+    out
 }
 
 fn job(mut group: Vec<(Slot, Work)>) -> Job {

@@ -10,7 +10,7 @@
 //! the run (`halt`): nothing new is taken, what is in flight finishes, only offsets of
 //! rows that are written get committed, and the run ends with the fault.
 
-mod batch;
+pub mod batch;
 mod halt;
 mod in_flight;
 mod poll;
