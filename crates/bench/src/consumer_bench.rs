@@ -30,7 +30,7 @@ pub struct Args {
     in_flight: Vec<usize>,
     /// Most rows per batch, for the consumer (--batch-max-rows) and the bare loop that batches
     /// as it does; 1: no batches, and no batching loop.
-    #[arg(long, env = "BENCH_BATCH_MAX_ROWS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, env = "BENCH_BATCH_MAX_ROWS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     batch_max_rows: u32,
     /// Most bytes of rows per batch, for both (the consumer's --batch-max-bytes).
     #[arg(long, env = "BENCH_BATCH_MAX_BYTES", default_value_t = 5120, value_parser = clap::value_parser!(u32).range(1..))]

@@ -46,12 +46,14 @@ pub struct Args {
 
     /// Most rows written in one request: rows ready at the same moment that live on the same
     /// replicas go to them in one unlogged batch (nothing waits for a batch to fill: a row
-    /// arriving alone goes alone, at once), e.g. 16. 1 (the default) writes every row on its
-    /// own.
+    /// arriving alone goes alone, at once), e.g. 10: Cassandra logs a warning for every
+    /// unlogged batch over more partitions than its unlogged_batch_across_partitions_warn_threshold
+    /// (10 by default). 1 (the default) writes every row on its own.
     #[arg(long, env = "CASSANDRA_BATCH_MAX_ROWS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch_max_rows: u32,
 
-    /// Most bytes of rows in one batch: Cassandra logs a warning for every batch above its
+    /// Most bytes of rows in one batch, counted as Cassandra counts them (a row of the API's
+    /// is about 700): Cassandra logs a warning for every batch above its
     /// batch_size_warn_threshold (5 KiB by default) and refuses one above
     /// batch_size_fail_threshold (50 KiB); keep this at or under the first.
     #[arg(long, env = "CASSANDRA_BATCH_MAX_BYTES", default_value_t = 5120, value_parser = clap::value_parser!(u32).range(1..))]

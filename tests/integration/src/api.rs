@@ -188,17 +188,8 @@ impl FakeApi {
 
     /// A page of `n` users cycling through the fixture's quirks, each with a fresh uuid.
     fn page(&self, n: usize) -> String {
-        let templates = templates();
         let mut s = self.state.lock().expect("lock");
-        let users: Vec<Value> = (0..n)
-            .map(|i| {
-                let mut user = templates[(s.served.len() + i) % templates.len()].clone();
-                let uuid = uuid::Uuid::new_v4().to_string();
-                user["login"]["username"] = json!(format!("user_{}", &uuid[..8]));
-                user["login"]["uuid"] = json!(uuid);
-                user
-            })
-            .collect();
+        let users = fresh_users(s.served.len(), n);
         s.served.extend(users.iter().cloned());
         s.pages_served += 1;
         json!({"results": users, "info": {"seed": "fake", "results": n, "page": s.pages_served, "version": "1.4"}}).to_string()
@@ -211,4 +202,35 @@ fn query<'a>(target: &'a str, key: &str) -> Option<&'a str> {
         .1
         .split('&')
         .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+}
+
+/// `n` users as the API sends them, cycling through the fixture's quirks from the `from`-th,
+/// each with a fresh uuid.
+fn fresh_users(from: usize, n: usize) -> Vec<Value> {
+    let templates = templates();
+    (0..n)
+        .map(|i| {
+            let mut user = templates[(from + i) % templates.len()].clone();
+            let uuid = uuid::Uuid::new_v4().to_string();
+            user["login"]["username"] = json!(format!("user_{}", &uuid[..8]));
+            user["login"]["uuid"] = json!(uuid);
+            user
+        })
+        .collect()
+}
+
+/// `n` rows, as the consumer makes them of what the API sends (the fixture's quirks, fresh
+/// uuids), each at its own write time.
+pub fn rows(n: usize) -> Vec<domain::row::TimedRow> {
+    let page = json!({"results": fresh_users(0, n), "info": {"seed": "fake", "results": n, "page": 1, "version": "1.4"}});
+    domain::ApiPage::parse(page.to_string().as_bytes())
+        .expect("the fixture's users parse")
+        .users
+        .into_iter()
+        .zip(0..)
+        .map(|(user, write_time)| domain::row::TimedRow {
+            row: domain::to_row(user, 0).expect("the fixture's users transform"),
+            write_time,
+        })
+        .collect()
 }
