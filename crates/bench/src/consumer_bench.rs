@@ -93,6 +93,8 @@ struct Measured {
     cpu_us: f64,
     cassandra_us: f64,
     rss: Option<f64>,
+    /// Rows per write request (the consumer's consumer_write_requests_total).
+    rows_per_request: Option<f64>,
 }
 
 pub async fn run(args: Args) -> Result<()> {
@@ -191,6 +193,7 @@ pub async fn run(args: Args) -> Result<()> {
                             cpu_us,
                             cassandra_us: cassandra_s * 1e6 / users.len() as f64,
                             rss: None,
+                            rows_per_request: None,
                         }
                     }
                 };
@@ -198,9 +201,13 @@ pub async fn run(args: Args) -> Result<()> {
                     .rss
                     .map(|r| format!(", peak RSS {r:.0} MiB"))
                     .unwrap_or_default();
+                let per_request = measured
+                    .rows_per_request
+                    .map(|r| format!(", {r:.1} rows/request"))
+                    .unwrap_or_default();
                 println!(
                     "consumer bench: round {round}, {n:>3} in flight: {:<8} {:>7.0} rows/s, \
-                     CPU {:>5.1} µs/row, Cassandra {:>5.1} µs/row{rss}",
+                     CPU {:>5.1} µs/row, Cassandra {:>5.1} µs/row{rss}{per_request}",
                     kind.name(),
                     measured.rate,
                     measured.cpu_us,
@@ -425,7 +432,7 @@ async fn consume(args: &Args, run: &Run<'_>, cassandra_cpu: &CassandraCpu) -> Re
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut first: Option<(Instant, f64, f64)> = None;
-    let (elapsed, cpu, cassandra) = loop {
+    let (elapsed, cpu, cassandra, requests) = loop {
         if let Some(status) = child.exited()? {
             bail!("the consumer exited during the bench: {status}");
         }
@@ -444,6 +451,7 @@ async fn consume(args: &Args, run: &Run<'_>, cassandra_cpu: &CassandraCpu) -> Re
                 since.elapsed(),
                 child.now().1 - cpu,
                 cassandra_cpu.seconds().await? - cassandra,
+                bed::sample_sum(&text, "consumer_write_requests_total"),
             );
         }
         ensure!(
@@ -460,6 +468,7 @@ async fn consume(args: &Args, run: &Run<'_>, cassandra_cpu: &CassandraCpu) -> Re
         cpu_us: cpu * 1e6 / target as f64,
         cassandra_us: cassandra * 1e6 / target as f64,
         rss: Some(finished.peak_rss_mib),
+        rows_per_request: Some(target as f64 / requests.max(1) as f64),
     })
 }
 

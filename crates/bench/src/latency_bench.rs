@@ -1,10 +1,12 @@
 //! End-to-end latency at a steady rate: the real `producer` and `consumer`
 //! binaries run side by side against the services, fed by a local API-shaped
-//! server. Each row's latency is Cassandra's write time of the row minus its
-//! Kafka record timestamp (`produced_at`), both on this machine's clock, read
-//! back for every row. Also prints each binary's peak RSS and CPU time.
+//! server. Each row's latency is the consumer's own measure, from its Kafka record's
+//! timestamp to the row written, both on this machine's clock: its
+//! `consumer_end_to_end_latency_seconds` histogram, read when the warm-up ends and again
+//! when the last row is written, so that the difference is the steady state's. (Not
+//! Cassandra's write time: a row is written at its record's timestamp.) Also prints each
+//! binary's peak RSS and CPU time.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -67,21 +69,23 @@ pub async fn run(args: Args) -> Result<()> {
     }
     println!("latency bench: end-to-end after the warm-up, rate by rate:");
     for (rate, steady) in table {
-        let p99 = at(&steady, 0.99);
         let goal = goal_ms(rate);
+        let within = steady.within(goal / 1000.0);
         println!(
-            "latency bench:   {rate:>6.0} users/s: p50 {:.1} ms, p99 {p99:.1} ms, max {:.1} ms \
-             (goal p99 <= {goal:.0} ms: {})",
-            at(&steady, 0.5),
-            at(&steady, 1.0),
-            if p99 <= goal { "met" } else { "not met" }
+            "latency bench:   {rate:>6.0} users/s: {} (goal p99 <= {goal:.0} ms: {})",
+            steady.describe(),
+            match within {
+                Some(w) if w >= 0.99 => format!("met, {:.2} % within it", w * 100.0),
+                Some(w) => format!("not met, {:.2} % within it", w * 100.0),
+                None => "no bucket at the goal".to_string(),
+            }
         );
     }
     Ok(())
 }
 
-/// One rate, start to finish; the steady-state latencies in ms, sorted.
-async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
+/// One rate, start to finish; the steady state's end-to-end latencies.
+async fn one_rate(args: &Args, rate: f64) -> Result<Histogram> {
     let producer_bin = process::binary("producer", args.bin_dir.as_deref())?;
     let consumer_bin = process::binary("consumer", args.bin_dir.as_deref())?;
     let stamp = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
@@ -129,6 +133,24 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
         .args(["--progress-interval", "60s"]);
     args.services.pass_to_producer(producer.as_std_mut());
     let producer = Watched::spawn(producer)?;
+    // The producer's first record starts the warm-up: the histogram as it ends is the start
+    // of the steady state's figures.
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while bed::sample_sum(
+        &bed::scrape(&client, metrics_addr).await,
+        "consumer_records_consumed_total",
+    ) == 0
+    {
+        ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "no record consumed within 60 s of the producer's start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    let at_warm = bed::scrape(&client, metrics_addr).await;
+    let warm = Histogram::read(&at_warm, END_TO_END);
     let produced = producer
         .wait(Duration::from_secs(args.seconds + 120))
         .await?;
@@ -136,21 +158,24 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
     // --duration ends the run on time: the rows to wait for are what the producer published.
     let expected = produced
         .summary("published")
-        .context("no published= in the producer's summary")? as usize;
+        .context("no published= in the producer's summary")? as u64;
 
-    let session = args.services.cassandra.connect().await?;
     let deadline = Instant::now() + Duration::from_secs(120);
-    let latencies = loop {
-        let rows = latencies_ms(&session, &keyspace).await.unwrap_or_default();
-        if rows.len() >= expected || Instant::now() > deadline {
-            break rows;
+    let at_end = loop {
+        let text = bed::scrape(&client, metrics_addr).await;
+        if bed::sample_sum(&text, "consumer_rows_written_total") >= expected
+            || Instant::now() > deadline
+        {
+            break text;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let split = histogram_quantiles(metrics_addr).await;
+    let session = args.services.cassandra.connect().await?;
+    let rows = count_rows(&session, &keyspace).await?;
+    let split = histogram_quantiles(&at_end);
     consumer.stop().await?;
     let consumed = consumer.wait(Duration::from_secs(60)).await?;
-    // Its rows are read: a keyspace and topics left behind per rate would grow the bed (its
+    // Its rows are counted: a keyspace and topics left behind per rate would grow the bed (its
     // compactions, its disk) with every run, and later runs would measure that too.
     leftovers
         .remove(
@@ -160,37 +185,21 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
         .await;
 
     ensure!(
-        latencies.len() == expected,
-        "{} rows of the {expected} published were written",
-        latencies.len()
+        rows == expected,
+        "{rows} rows of the {expected} published were written"
     );
-    let first = latencies.iter().map(|l| l.0).fold(f64::INFINITY, f64::min);
-    let steady_from = first + args.warmup as f64 * 1000.0;
-    let (mut warm, mut steady): (Vec<f64>, Vec<f64>) = (
-        latencies
-            .iter()
-            .filter(|l| l.0 < steady_from)
-            .map(|l| l.1)
-            .collect(),
-        latencies
-            .iter()
-            .filter(|l| l.0 >= steady_from)
-            .map(|l| l.1)
-            .collect(),
-    );
-    ensure!(!steady.is_empty(), "no rows after the warm-up");
-    warm.sort_by(f64::total_cmp);
-    steady.sort_by(f64::total_cmp);
+    let steady = Histogram::read(&at_end, END_TO_END).since(&warm);
+    ensure!(steady.count() > 0, "no rows after the warm-up");
     println!(
         "latency bench: warm-up, first {}s ({} rows, not counted): {}",
         args.warmup,
-        warm.len(),
-        quantiles(&warm)
+        warm.count(),
+        warm.describe()
     );
     println!(
         "latency bench: {} rows; end-to-end (Kafka timestamp -> row written) {} (goal: p99 <= {:.0} ms)",
-        steady.len(),
-        quantiles(&steady),
+        steady.count(),
+        steady.describe(),
         goal_ms(rate)
     );
     // Where the time goes, from the consumer's own histograms: the Cassandra write alone,
@@ -209,69 +218,139 @@ async fn one_rate(args: &Args, rate: f64) -> Result<Vec<f64>> {
     Ok(steady)
 }
 
-/// p50/p90/p99 bucket bounds of the consumer's latency histograms, as Prometheus's
-/// `histogram_quantile` would read them (the upper bound of the bucket the quantile falls in).
-async fn histogram_quantiles(addr: SocketAddr) -> Vec<(&'static str, String)> {
-    let text = bed::scrape(&reqwest::Client::new(), addr).await;
-    [
-        "consumer_write_latency_seconds",
-        "consumer_end_to_end_latency_seconds",
-    ]
-    .into_iter()
-    .map(|name| {
-        let buckets = process::buckets(&text, name);
-        let total = buckets.last().map_or(0.0, |b| b.1 as f64);
-        let at = |q: f64| {
-            buckets
-                .iter()
-                .find(|(_, count)| *count as f64 >= q * total)
-                .map_or("?".to_string(), |(bound, _)| format!("<= {bound} s"))
-        };
-        (
-            name,
-            format!("p50 {}, p90 {}, p99 {}", at(0.5), at(0.9), at(0.99)),
+const END_TO_END: &str = "consumer_end_to_end_latency_seconds";
+
+/// A latency histogram of the consumer's `/metrics`: (upper bound in seconds, observations
+/// at or below it), cumulative, as Prometheus reads it.
+#[derive(Debug, Clone)]
+struct Histogram(Vec<(f64, u64)>);
+
+impl Histogram {
+    fn read(body: &str, name: &str) -> Histogram {
+        Histogram(
+            process::buckets(body, name)
+                .into_iter()
+                .filter_map(|(bound, n)| Some((bound.parse().ok()?, n)))
+                .collect(),
         )
-    })
-    .collect()
-}
-
-/// The q-quantile of sorted, non-empty `ms`.
-fn at(ms: &[f64], q: f64) -> f64 {
-    ms[((ms.len() as f64 - 1.0) * q).round() as usize]
-}
-
-fn quantiles(ms: &[f64]) -> String {
-    if ms.is_empty() {
-        return "none".into();
     }
-    format!(
-        "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        at(ms, 0.50),
-        at(ms, 0.90),
-        at(ms, 0.99),
-        at(ms, 1.0)
-    )
+
+    /// The observations after `earlier`, a reading of the same histogram.
+    fn since(&self, earlier: &Histogram) -> Histogram {
+        Histogram(
+            self.0
+                .iter()
+                .zip(&earlier.0)
+                .map(|(&(bound, now), &(_, then))| (bound, now.saturating_sub(then)))
+                .collect(),
+        )
+    }
+
+    fn count(&self) -> u64 {
+        self.0.last().map_or(0, |b| b.1)
+    }
+
+    /// The share of observations at or below `bound` seconds, if it is a bucket's bound.
+    fn within(&self, bound: f64) -> Option<f64> {
+        let (_, n) = self.0.iter().find(|(b, _)| (b - bound).abs() < 1e-9)?;
+        Some(*n as f64 / self.count().max(1) as f64)
+    }
+
+    /// The q-quantile in ms, interpolated within its bucket as Prometheus'
+    /// `histogram_quantile` does (the bucket's upper bound when that is +Inf: its lower).
+    fn quantile_ms(&self, q: f64) -> f64 {
+        let rank = q * self.count() as f64;
+        let mut lower = (0.0, 0u64);
+        for &(bound, n) in &self.0 {
+            if n as f64 >= rank && n > lower.1 {
+                if bound.is_infinite() {
+                    return lower.0 * 1000.0;
+                }
+                let share = (rank - lower.1 as f64) / (n - lower.1) as f64;
+                return (lower.0 + (bound - lower.0) * share) * 1000.0;
+            }
+            lower = (bound, n);
+        }
+        lower.0 * 1000.0
+    }
+
+    /// "p50 7.1 ms, p90 …, p99 …" (interpolated), and the bucket the slowest row is in.
+    fn describe(&self) -> String {
+        let slowest = self
+            .0
+            .iter()
+            .find(|(_, n)| *n == self.count())
+            .map_or("?".to_string(), |(b, _)| format!("{:.0} ms", b * 1000.0));
+        format!(
+            "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max <= {slowest}",
+            self.quantile_ms(0.5),
+            self.quantile_ms(0.9),
+            self.quantile_ms(0.99)
+        )
+    }
 }
 
-/// (Kafka timestamp in ms, milliseconds from it to Cassandra's write time) of each row.
-async fn latencies_ms(
-    session: &scylla::client::session::Session,
-    keyspace: &str,
-) -> Result<Vec<(f64, f64)>> {
+/// The rows of the run's table.
+async fn count_rows(session: &scylla::client::session::Session, keyspace: &str) -> Result<u64> {
     let result = session
-        .query_unpaged(
-            format!("SELECT produced_at, WRITETIME(first_name) FROM {keyspace}.created_users"),
-            (),
-        )
+        .query_unpaged(format!("SELECT id FROM {keyspace}.created_users"), ())
         .await?
         .into_rows_result()?;
-    let mut out = Vec::new();
-    for row in result.rows::<(scylla::value::CqlTimestamp, i64)>()? {
-        let (produced, written_us) = row?;
-        out.push((
-            produced.0 as f64,
-            written_us as f64 / 1000.0 - produced.0 as f64,
-        ));
+    Ok(result.rows_num() as u64)
+}
+
+/// p50/p90/p99 bucket bounds of the consumer's latency histograms, as Prometheus's
+/// `histogram_quantile` would read them (the upper bound of the bucket the quantile falls in).
+fn histogram_quantiles(text: &str) -> Vec<(&'static str, String)> {
+    ["consumer_write_latency_seconds", END_TO_END]
+        .into_iter()
+        .map(|name| {
+            let buckets = process::buckets(text, name);
+            let total = buckets.last().map_or(0.0, |b| b.1 as f64);
+            let at = |q: f64| {
+                buckets
+                    .iter()
+                    .find(|(_, count)| *count as f64 >= q * total)
+                    .map_or("?".to_string(), |(bound, _)| format!("<= {bound} s"))
+            };
+            (
+                name,
+                format!("p50 {}, p90 {}, p99 {}", at(0.5), at(0.9), at(0.99)),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BODY: &str = "\
+consumer_end_to_end_latency_seconds_bucket{le=\"0.01\"} 60
+consumer_end_to_end_latency_seconds_bucket{le=\"0.02\"} 109
+consumer_end_to_end_latency_seconds_bucket{le=\"0.05\"} 110
+consumer_end_to_end_latency_seconds_bucket{le=\"+Inf\"} 110
+";
+
+    #[test]
+    fn the_steady_state_is_the_difference_of_two_readings_read_as_prometheus_would() {
+        let warm = Histogram(vec![
+            (0.01, 10),
+            (0.02, 10),
+            (0.05, 10),
+            (f64::INFINITY, 10),
+        ]);
+        let steady = Histogram::read(BODY, END_TO_END).since(&warm);
+        assert_eq!(steady.count(), 100);
+        // 50 of 100 at or below 10 ms: p50 is the bucket's top; p99 is the 49th of the 49
+        // rows between 10 and 20 ms.
+        assert!((steady.quantile_ms(0.5) - 10.0).abs() < 1e-9);
+        assert!((steady.quantile_ms(0.99) - 20.0).abs() < 1e-9);
+        assert_eq!(steady.within(0.02), Some(0.99));
+        assert_eq!(steady.within(0.03), None);
+        assert_eq!(
+            steady.describe(),
+            "p50 10.0 ms, p90 18.2 ms, p99 20.0 ms, max <= 50 ms"
+        );
     }
-    Ok(out)
 }

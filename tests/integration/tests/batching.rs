@@ -9,11 +9,11 @@ use consumer::pipeline::batch::{group, Batching};
 use domain::row::{schema_statements, TimedRow};
 use domain::UserRow;
 use integration::bins;
+use integration::pipeline::Lane;
+use integration::Services;
 use scylla::client::session::Session;
 use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
-use integration::pipeline::Lane;
-use integration::Services;
 
 const USERS: u64 = 300;
 
