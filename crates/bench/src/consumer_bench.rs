@@ -162,7 +162,6 @@ pub async fn run(args: Args) -> Result<()> {
             }
             for k in order {
                 let kind = kinds[k];
-                let cassandra_before = cassandra_cpu.seconds().await?;
                 let measured = match kind {
                     Kind::Pipeline => {
                         let group = format!("{topic}_writer_{round}_{n}");
@@ -178,6 +177,8 @@ pub async fn run(args: Args) -> Result<()> {
                         consume(&args, &run, &cassandra_cpu).await?
                     }
                     Kind::Bare | Kind::Batched => {
+                        // The consumer reads its own, from its first record on (`consume`).
+                        let cassandra_before = cassandra_cpu.seconds().await?;
                         let cassandra = CassandraArgs {
                             keyspace: keyspace(kind),
                             ..args.services.cassandra.clone()
@@ -254,28 +255,27 @@ pub async fn run(args: Args) -> Result<()> {
             );
         }
     }
-    // Each side at its own best concurrency (by rows/s).
-    let best: Vec<&Side> = sides
+    // Each side at its own best concurrency (by rows/s): its index in --in-flight.
+    let best_at: Vec<usize> = sides
         .iter()
         .map(|by_n| {
-            by_n.iter()
-                .max_by(|a, b| a.rows_per_s.mean().total_cmp(&b.rows_per_s.mean()))
-                .expect("one concurrency at least")
+            (0..by_n.len())
+                .max_by(|&a, &b| {
+                    by_n[a]
+                        .rows_per_s
+                        .mean()
+                        .total_cmp(&by_n[b].rows_per_s.mean())
+                })
+                .unwrap_or(0)
         })
         .collect();
-    let at = |k: usize| {
-        let i = sides[k]
-            .iter()
-            .position(|s| std::ptr::eq(s, best[k]))
-            .unwrap_or(0);
-        args.in_flight[i]
-    };
+    let best: Vec<&Side> = best_at.iter().zip(&sides).map(|(&i, s)| &s[i]).collect();
     println!(
         "consumer bench: best: {}",
         kinds
             .iter()
-            .enumerate()
-            .map(|(k, kind)| format!("{} at {} in flight", kind.name(), at(k)))
+            .zip(&best_at)
+            .map(|(kind, &i)| format!("{} at {} in flight", kind.name(), args.in_flight[i]))
             .collect::<Vec<_>>()
             .join(", ")
     );

@@ -274,13 +274,20 @@ impl Histogram {
         lower.0 * 1000.0
     }
 
+    /// The upper bound (seconds) of the bucket the q-quantile falls in.
+    fn bound_at(&self, q: f64) -> Option<f64> {
+        let rank = q * self.count() as f64;
+        self.0
+            .iter()
+            .find(|(_, n)| *n as f64 >= rank)
+            .map(|(bound, _)| *bound)
+    }
+
     /// "p50 7.1 ms, p90 …, p99 …" (interpolated), and the bucket the slowest row is in.
     fn describe(&self) -> String {
         let slowest = self
-            .0
-            .iter()
-            .find(|(_, n)| *n == self.count())
-            .map_or("?".to_string(), |(b, _)| format!("{:.0} ms", b * 1000.0));
+            .bound_at(1.0)
+            .map_or("?".to_string(), |b| format!("{:.0} ms", b * 1000.0));
         format!(
             "p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max <= {slowest}",
             self.quantile_ms(0.5),
@@ -305,13 +312,11 @@ fn histogram_quantiles(text: &str) -> Vec<(&'static str, String)> {
     ["consumer_write_latency_seconds", END_TO_END]
         .into_iter()
         .map(|name| {
-            let buckets = process::buckets(text, name);
-            let total = buckets.last().map_or(0.0, |b| b.1 as f64);
+            let histogram = Histogram::read(text, name);
             let at = |q: f64| {
-                buckets
-                    .iter()
-                    .find(|(_, count)| *count as f64 >= q * total)
-                    .map_or("?".to_string(), |(bound, _)| format!("<= {bound} s"))
+                histogram
+                    .bound_at(q)
+                    .map_or("?".to_string(), |bound| format!("<= {bound} s"))
             };
             (
                 name,
