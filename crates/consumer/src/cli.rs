@@ -46,10 +46,10 @@ pub struct Args {
 
     /// Most rows written in one request: rows ready at the same moment that live on the same
     /// replicas go to them in one unlogged batch (nothing waits for a batch to fill: a row
-    /// arriving alone goes alone, at once), e.g. 10: Cassandra logs a warning for every
-    /// unlogged batch over more partitions than its unlogged_batch_across_partitions_warn_threshold
-    /// (10 by default). 1 (the default) writes every row on its own.
-    #[arg(long, env = "CASSANDRA_BATCH_MAX_ROWS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// arriving alone goes alone, at once). Keep it at or under Cassandra's
+    /// unlogged_batch_across_partitions_warn_threshold (10 by default), or it logs a warning
+    /// for every batch. 1 writes every row on its own.
+    #[arg(long, env = "CASSANDRA_BATCH_MAX_ROWS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub batch_max_rows: u32,
 
     /// Most bytes of rows in one batch, counted as Cassandra counts them (a row of the API's

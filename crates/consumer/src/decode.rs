@@ -54,6 +54,28 @@ impl Decoder {
         }
     }
 
+    /// Learns the subject's latest writer schema before the first record, so that the poll
+    /// loop decodes (and the writer batches) records from the first fetch on, after a restart
+    /// too; otherwise every record of the first fetch waits for the registry in the writer,
+    /// one by one. Best effort: a subject not there yet, or a registry that does not answer
+    /// now, leaves each schema to be learned from its first record, as any later one is.
+    pub async fn prime(&self) {
+        let path = format!("/subjects/{}/versions/latest", self.subject);
+        let latest = match self.registry.get(&path).await {
+            Ok(a) if (200..300).contains(&a.status) => a.body.get("id").and_then(|id| id.as_u64()),
+            _ => None,
+        };
+        let Some(id) = latest.and_then(|id| u32::try_from(id).ok()) else {
+            return;
+        };
+        match self.avro.get_schema(id).await {
+            Ok(writer) => {
+                self.reader(id, &writer.parsed);
+            }
+            Err(_) => self.avro.remove_errors_from_cache(),
+        }
+    }
+
     fn unknown_ids(&self) -> std::sync::MutexGuard<'_, UnknownIds> {
         self.unknown.lock().unwrap_or_else(|e| e.into_inner())
     }

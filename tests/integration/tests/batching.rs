@@ -1,7 +1,7 @@
-//! Rows that arrive together share requests: with `--batch-max-rows 10`, a consumer whose
-//! poll loop hands the writer several decoded rows at once writes them in batches (fewer
-//! requests than rows, every user one row); with the default, 1, each row on its own.
-//! Counted by the consumer's own `/metrics`.
+//! Rows that arrive together share requests: by default (`--batch-max-rows 10`), a consumer
+//! whose poll loop hands the writer several decoded rows at once writes them in batches
+//! (fewer requests than rows, every user one row); with `--batch-max-rows 1`, each row on its
+//! own. Counted by the consumer's own `/metrics`.
 
 use std::time::{Duration, Instant};
 
@@ -62,16 +62,16 @@ async fn rows_and_requests(s: &Services, name: &str, extra: &[&str]) -> (u64, u6
 }
 
 #[tokio::test]
-async fn rows_ready_together_share_requests_when_batching_and_go_one_by_one_by_default() {
+async fn rows_ready_together_share_requests_by_default_and_go_one_by_one_with_batches_off() {
     let s = Services::from_env();
-    let (rows, requests) = rows_and_requests(&s, "batching", &["--batch-max-rows", "10"]).await;
+    let (rows, requests) = rows_and_requests(&s, "batching", &[]).await;
     eprintln!("batched: {rows} rows in {requests} requests");
     assert_eq!(rows, USERS);
     assert!(
         requests * 2 <= rows,
         "rows ready together share requests: {rows} rows in {requests} requests"
     );
-    let alone = rows_and_requests(&s, "batching_off", &[]).await;
+    let alone = rows_and_requests(&s, "batching_off", &["--batch-max-rows", "1"]).await;
     assert_eq!(alone, (USERS, USERS), "one request per row");
 }
 

@@ -75,23 +75,26 @@ async fn publish_hostile(s: &Services, lane: &Lane) -> String {
     uuid
 }
 
-#[tokio::test]
-async fn a_row_cassandra_refuses_for_its_size_is_dead_lettered_and_its_partition_moves_on() {
+/// `before` good users, the hostile one, 30 good users after it, on one partition (the good
+/// users behind the hostile one wait for it, unless it moves on), consumed with `extra`
+/// flags: the good users are rows, the hostile one a dead letter with Cassandra's words, and
+/// the committed offset reaches the end. Returns the consumer's output.
+async fn refused_row_moves_on(name: &str, before: usize, extra: &[&str]) -> bins::Output {
     let s = Services::from_env();
     assert_the_node_refuses_the_hostile_size(&s).await;
-    let lane = Lane::new("refusedrow");
-    // One partition: the good users behind the hostile one wait for it, unless it moves on.
+    let lane = Lane::new(name);
     create_topic(&s, &lane.topic, 1).await;
-    let before = lane.publish(&s, 30).await;
+    let before = lane.publish(&s, before).await;
     let hostile = publish_hostile(&s, &lane).await;
     let after = lane.publish(&s, 30).await;
     let end = record_count(&s, &lane.topic);
-    assert_eq!(end, 61);
+    let good_count = (before.len() + after.len()) as u64;
+    assert_eq!(end, good_count as i64 + 1);
 
-    let out = lane.consume(&s, &[]).await;
+    let out = lane.consume(&s, extra).await;
     assert_eq!(
         (out.summary("written"), out.summary("dead_lettered")),
-        (60, 1),
+        (good_count, 1),
         "{out}"
     );
     let good: HashSet<String> = before
@@ -128,4 +131,30 @@ async fn a_row_cassandra_refuses_for_its_size_is_dead_lettered_and_its_partition
     ] {
         assert!(reason.contains(part), "{part:?} in {reason}");
     }
+    out
+}
+
+#[tokio::test]
+async fn a_row_cassandra_refuses_for_its_size_is_dead_lettered_and_its_partition_moves_on() {
+    // At the default batch limits, a row over CASSANDRA_BATCH_MAX_BYTES goes alone.
+    refused_row_moves_on("refusedrow", 30, &[]).await;
+}
+
+/// The same row inside a batch (a byte limit that lets it in): Cassandra refuses the whole
+/// batch, its rows are written one by one, and only the hostile one is dead-lettered.
+#[tokio::test]
+async fn a_row_cassandra_refuses_inside_a_batch_is_dead_lettered_alone() {
+    // 24 users before it: the first fetch holds them all and the hostile record (well under
+    // librdkafka's 1 MiB per partition), so it is the 5th row of the third batch of 10.
+    let out = refused_row_moves_on(
+        "refusedbatch",
+        24,
+        &["--batch-max-rows", "10", "--batch-max-bytes", "4194304"],
+    )
+    .await;
+    assert!(
+        out.stderr.contains("Cassandra refused a batch of 10 rows")
+            || out.stdout.contains("Cassandra refused a batch of 10 rows"),
+        "the hostile row was not written inside a batch:\n{out}"
+    );
 }

@@ -114,7 +114,15 @@ impl Writer {
                     return;
                 }
                 // A refusal (poison, fatal, or one that may pass): each row finds out alone.
-                Err(f) if f.class != Class::Retry || f.lasting.is_some() => break,
+                Err(f) if f.class != Class::Retry || f.lasting.is_some() => {
+                    tracing::warn!(
+                        "Cassandra refused a batch of {} rows ({}): writing them one by one, \
+                         so that only a row it refuses is dead-lettered",
+                        rows.len(),
+                        f.message
+                    );
+                    break;
+                }
                 Err(f) => f,
             };
             let current = || slots.iter().all(|s| self.in_flight.is_current(*s));

@@ -84,6 +84,7 @@ pub async fn run(
             unknown_schema_retry: args.unknown_schema_retry,
         },
     ));
+    decoder.prime().await;
 
     let watcher = tokio::spawn(
         Watcher {
