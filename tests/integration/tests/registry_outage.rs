@@ -37,7 +37,21 @@ async fn a_registry_outage_mid_run_delays_records_and_dead_letters_none() {
     let lane = Lane::new("registry_outage");
     let users = lane.publish(&s, 20).await;
 
-    // Records under a schema id the consumer will only look up during the outage.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+        l.local_addr().expect("addr").port()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let mut cmd = lane.consumer(&s, &[]);
+    cmd.args(["--http-addr", &format!("127.0.0.1:{port}")]);
+    let mut child = cmd.spawn().expect("spawn consumer");
+    poll(&format!("{base}/metrics"), "20 rows written", |_, b| {
+        bed::sample_sum(b, "consumer_rows_written_total") == 20
+    })
+    .await;
+
+    // Records under a schema id the consumer will only look up during the outage: registered
+    // while it runs (at start-up it learns the subject's latest schema, which would be this one).
     let subject = format!("{}-value", lane.topic);
     let v1: serde_json::Value = serde_json::from_str(domain::avro::SCHEMA_JSON).expect("user.avsc");
     let newer = with_nickname(&v1);
@@ -62,19 +76,6 @@ async fn a_registry_outage_mid_run_delays_records_and_dead_letters_none() {
             )
         })
         .collect();
-
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-        l.local_addr().expect("addr").port()
-    };
-    let base = format!("http://127.0.0.1:{port}");
-    let mut cmd = lane.consumer(&s, &[]);
-    cmd.args(["--http-addr", &format!("127.0.0.1:{port}")]);
-    let mut child = cmd.spawn().expect("spawn consumer");
-    poll(&format!("{base}/metrics"), "20 rows written", |_, b| {
-        bed::sample_sum(b, "consumer_rows_written_total") == 20
-    })
-    .await;
 
     bins::stack(&["stop", "registry"]);
     let borrowed: Vec<(&[u8], &[u8])> = later
