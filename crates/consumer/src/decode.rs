@@ -179,7 +179,7 @@ impl Decoder {
     }
 
     /// The row of a record whose writer schema was seen before, decoded at once on the
-    /// caller's thread (no registry, no await): every record but the first of each schema id.
+    /// caller's thread (no registry, no await): every record of a schema id already learned.
     /// None for anything else (a new schema id, or a record that is not a row: poison), which
     /// [`Decoder::to_row`] then decodes and classes.
     pub fn known_row(&self, payload: Option<&[u8]>, timestamp_ms: i64) -> Option<UserRow> {

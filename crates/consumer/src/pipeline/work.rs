@@ -14,8 +14,8 @@ pub struct Work {
     /// A copy of the record: what a dead letter carries.
     pub message: OwnedMessage,
     /// Decoded on the poll loop, straight from librdkafka's buffer, when its writer schema was
-    /// known (every record but the first of each schema id). None: the writer decodes it
-    /// (asking the registry first) or dead-letters it.
+    /// known (the topic's latest, learned at start-up, and every id seen since). None: the
+    /// writer decodes it (asking the registry first) or dead-letters it.
     pub row: Option<TimedRow>,
 }
 
