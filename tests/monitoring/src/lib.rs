@@ -3,6 +3,7 @@
 //! Alertmanager holds, what its receivers were sent ([`receiver`]), and the real binaries run
 //! the way Compose runs them.
 
+pub mod disk;
 pub mod receiver;
 
 use std::path::PathBuf;

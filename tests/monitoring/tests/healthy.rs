@@ -1,7 +1,8 @@
 //! A healthy pipeline under Prometheus: producer runs one after another (as a DAG scheduled
 //! often would), two consumer replicas of one group writing (the bed expects two), for 5 minutes.
 //! No alert but Watchdog may fire, the receiver gets nothing else, and Watchdog reaches its own
-//! receiver; afterwards every panel of the Grafana dashboard must return series from this
+//! receiver (a disk alert that `df` confirms is the machine's, not the pipeline's: see
+//! [`DiskWatch`]); afterwards every panel of the Grafana dashboard must return series from this
 //! Prometheus (its pictures land in target/monitoring/). Runs beside the Airflow tests in
 //! tests/run: it touches no shared service, and Prometheus scrapes only the consumers it
 //! registers.
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use integration::api::FakeApi;
 use integration::bins;
 use integration::Services;
+use monitoring_tests::disk::DiskWatch;
 use monitoring_tests::receiver::{list as received, Receiver};
 use monitoring_tests::{list, Monitoring};
 
@@ -20,6 +22,7 @@ const HEALTHY_FOR: Duration = Duration::from_secs(300);
 async fn a_healthy_run_fires_no_alert_and_fills_every_panel() {
     let s = Services::from_env();
     let m = Monitoring::from_env();
+    let disk = DiskWatch::start();
     let receiver = Receiver::start().await;
     let mut replica = m.watched_replica(&s, "watched", 3, &[]).await;
     let lane = replica.lane.clone();
@@ -74,17 +77,22 @@ async fn a_healthy_run_fires_no_alert_and_fills_every_panel() {
             "max_over_time(ALERTS{{alertstate=\"firing\",alertname!=\"Watchdog\"}}[{window}s])"
         ))
         .await;
+    let fired: Vec<_> = fired
+        .into_iter()
+        .filter(|a| !disk.confirms(&a["metric"]))
+        .collect();
     assert!(fired.is_empty(), "alerts fired on a healthy run: {fired:?}");
     let held = m.alerts().await;
     assert!(
-        held.iter().all(|a| a.name == "Watchdog"),
+        held.iter()
+            .all(|a| a.name == "Watchdog" || disk.confirms(&a.labels)),
         "Alertmanager holds alerts: {}",
         list(&held)
     );
     let sent = receiver.since(started);
     assert!(
         sent.iter()
-            .all(|n| n.name == "Watchdog" || n.status == "resolved"),
+            .all(|n| n.name == "Watchdog" || n.status == "resolved" || disk.confirms(&n.labels)),
         "notified on a healthy run: {}",
         received(&sent)
     );
