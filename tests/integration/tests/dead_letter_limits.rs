@@ -102,7 +102,7 @@ async fn a_poison_record_of_a_mebibyte_is_dead_lettered_cut_to_fit_and_its_parti
 }
 
 #[tokio::test]
-async fn a_dead_letter_the_dlq_refuses_for_good_is_reported_and_its_partition_moves_on() {
+async fn a_dead_letter_the_dlq_refuses_for_good_leaves_a_marker_and_its_partition_moves_on() {
     let s = Services::from_env();
     let lane = Lane::new("refused");
     create_topic(&s, &lane.topic, 1).await;
@@ -125,21 +125,67 @@ async fn a_dead_letter_the_dlq_refuses_for_good_is_reported_and_its_partition_mo
             out.summary("dead_lettered"),
             out.summary("dead_letters_refused")
         ),
-        (40, 0, 1),
+        (40, 1, 1),
         "{out}"
     );
-    let said = out
-        .stderr
-        .lines()
-        .chain(out.stdout.lines())
-        .find(|l| l.contains("skipped: it is poison"))
-        .unwrap_or_else(|| panic!("no line reports the refused dead letter: {out}"));
-    eprintln!("{said}");
+    let said = refusal_line(&out);
     for part in [
         format!("record {}/0@20", lane.topic),
         "MessageSizeTooLarge".into(),
         "not Confluent wire format".into(),
         "max.message.bytes".into(),
+        "A marker without its bytes".into(),
+    ] {
+        assert!(said.contains(&part), "{part} in {said}");
+    }
+    // The marker: where the record is and why, none of its bytes.
+    let dead = read_topic(&s, &lane.dlq, 1, Duration::from_secs(20));
+    assert_eq!(dead.len(), 1);
+    let marker = &dead[0];
+    assert_eq!(marker.payload(), None);
+    assert_eq!(
+        marker.key(),
+        Some(format!("{}/0@20", lane.topic).as_bytes())
+    );
+    assert_eq!(header(marker, "dlq.value.dropped"), "true");
+    assert_eq!(header(marker, "dlq.source.offset"), "20");
+    assert!(header(marker, "dlq.error").contains("not Confluent wire format"));
+    assert!(header(marker, "dlq.refused").contains("MessageSizeTooLarge"));
+    assert_eq!(
+        committed(&s, &lane.group, &lane.topic),
+        end,
+        "its offset moved on"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_letter_whose_marker_is_refused_too_is_reported_and_its_partition_moves_on() {
+    let s = Services::from_env();
+    let lane = Lane::new("markerrefused");
+    create_topic(&s, &lane.topic, 1).await;
+    // A dead-letter topic that takes no record this consumer can write: not even a marker
+    // (its headers alone are several hundred bytes).
+    create_topic_with(&s, &lane.dlq, 1, &[("max.message.bytes", "200")]).await;
+    lane.publish(&s, 20).await;
+    produce_raw_with(&s, &lane.topic, &[(b"small", b"not avro")], &[]);
+    lane.publish(&s, 20).await;
+    let end = record_count(&s, &lane.topic);
+
+    let out = lane.consume(&s, &[]).await;
+    assert_eq!(
+        (
+            out.summary("written"),
+            out.summary("dead_lettered"),
+            out.summary("dead_letters_refused")
+        ),
+        (40, 0, 1),
+        "{out}"
+    );
+    let said = refusal_line(&out);
+    for part in [
+        format!("record {}/0@20", lane.topic),
+        "not Confluent wire format".into(),
+        "was refused too".into(),
     ] {
         assert!(said.contains(&part), "{part} in {said}");
     }
@@ -149,4 +195,15 @@ async fn a_dead_letter_the_dlq_refuses_for_good_is_reported_and_its_partition_mo
         end,
         "its offset moved on"
     );
+}
+
+/// The consumer's one line about a dead letter the DLQ refused (logs go to stderr).
+fn refusal_line(out: &bins::Output) -> String {
+    let said = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("skipped: it is poison"))
+        .unwrap_or_else(|| panic!("no line reports the refused dead letter: {out}"));
+    eprintln!("{said}");
+    said.to_string()
 }

@@ -6,7 +6,8 @@
 //!    once it is back), a record naming a schema the registry does not know holds a partition
 //!    (ConsumerLagging once it is two minutes old, then resolved when it is dead-lettered),
 //!    records published five minutes late (ConsumerLatencyHigh), a burst of poison
-//!    (DeadLetters{framing}), a replica exits (ConsumerReplicasMissing), a producer run fails
+//!    (DeadLetters{framing}) with one record whose dead letter is refused (DeadLettersRefused),
+//!    a replica exits (ConsumerReplicasMissing), a producer run fails
 //!    (ProducerRunFailed);
 //! 2. Cassandra stopped under a writing replica, a second replica hung (SIGSTOP) and the
 //!    Pushgateway stopped, together: only the root causes notify (ConsumerDependencyDown
@@ -21,7 +22,7 @@
 //! During the outage the dashboard is drawn into target/monitoring/outage/ and must show the
 //! writing replica's Cassandra down.
 //!
-//! DeadLetters resolves 10 minutes after the last one, AlertmanagerNotificationsFailing needs 10
+//! DeadLetters and DeadLettersRefused resolve 10 minutes after the last one, AlertmanagerNotificationsFailing needs 10
 //! minutes of failed notifications: their promtool unit tests cover those. Alone in its binary:
 //! it stops Alertmanager, Cassandra and the Pushgateway.
 
@@ -30,7 +31,7 @@ use std::time::{Duration, Instant};
 use apache_avro::Schema;
 use integration::api::{FakeApi, Reply};
 use integration::bins;
-use integration::kafka::{produce_at, produce_raw};
+use integration::kafka::{produce_at, produce_raw, produce_raw_with};
 use integration::registry::{framed, register};
 use integration::Services;
 use monitoring_tests::receiver::{got, list as received, Notified, Receiver};
@@ -140,6 +141,15 @@ async fn alerts_fire_on_their_fault_notify_and_resolve() {
     // 50 records that are not Confluent wire format.
     let poison = vec![(&b"poison"[..], &b"not avro"[..]); 50];
     produce_raw(&s, &lane.topic, &poison);
+    // Poison whose key alone is over the dead-letter producer's 1 000 000 bytes: its dead
+    // letter is refused for good (DeadLettersRefused), a marker goes instead.
+    let huge_key = vec![b'k'; 1_040_000];
+    produce_raw_with(
+        &s,
+        &lane.topic,
+        &[(&huge_key, b"not avro")],
+        &[("message.max.bytes", "2000000")],
+    );
     // One of the two replicas the bed expects exits.
     second.exit().await;
     // A producer run that fails (the API answers 500, no retries) and pushes so.
@@ -166,7 +176,7 @@ async fn alerts_fire_on_their_fault_notify_and_resolve() {
 
     receiver
         .wait_for(
-            "ConsumerLagging, ConsumerLatencyHigh, DeadLetters{framing}, ConsumerReplicasMissing, ProducerRunFailed and AlertmanagerUnreachable notified",
+            "ConsumerLagging, ConsumerLatencyHigh, DeadLetters{framing}, DeadLettersRefused, ConsumerReplicasMissing, ProducerRunFailed and AlertmanagerUnreachable notified",
             FIRE_WITHIN,
             |n| {
                 let n = since(n, phase1);
@@ -174,6 +184,7 @@ async fn alerts_fire_on_their_fault_notify_and_resolve() {
                 sent(n, "page", "ConsumerLagging", None)
                     && sent(n, "ticket", "ConsumerLatencyHigh", None)
                     && sent(n, "ticket", "DeadLetters", Some(("kind", "framing")))
+                    && sent(n, "ticket", "DeadLettersRefused", None)
                     && sent(n, "ticket", "ConsumerReplicasMissing", None)
                     && sent(n, "ticket", "ProducerRunFailed", None)
                     && sent(n, "page", "AlertmanagerUnreachable", None)

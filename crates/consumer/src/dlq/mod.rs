@@ -31,6 +31,11 @@ pub const HEADER_VALUE_SIZE: &str = "dlq.value.original.size";
 /// The same for the reason (`dlq.error`), cut to 4 KiB.
 pub const HEADER_ERROR_TRUNCATED: &str = "dlq.error.truncated";
 pub const HEADER_ERROR_SIZE: &str = "dlq.error.original.size";
+/// `true` on a marker: the DLQ refused the dead letter itself, so this one carries no value,
+/// key or headers of the record, only where it is (`dlq.source.*`) and why (`dlq.error`).
+pub const HEADER_VALUE_DROPPED: &str = "dlq.value.dropped";
+/// On a marker: why the DLQ refused the whole dead letter, and what to change.
+pub const HEADER_REFUSED: &str = "dlq.refused";
 
 /// librdkafka's `message.max.bytes` unless set.
 const PRODUCER_MAX_BYTES: usize = 1_000_000;
@@ -123,9 +128,32 @@ impl DeadLetters {
     /// Publishes `message` to the DLQ, cut to fit, and waits for the broker's
     /// acknowledgement.
     pub async fn send(&self, message: &OwnedMessage, poison: &Fault) -> Result<(), KafkaError> {
+        self.send_letter(message, poison, None).await
+    }
+
+    /// What is left to send when the DLQ refused `message`'s dead letter for good (`refusal`,
+    /// from [`refusal`](Self::refusal)): a marker with neither its value, its key nor its headers
+    /// (any of which may be what was refused), keyed by where the record is (so that a compacted
+    /// DLQ takes it) and stamped now (so that a timestamp rule does). `consumer await-run` and
+    /// anyone reading the DLQ then still see that the record was poison, why, and where it is.
+    pub async fn send_marker(
+        &self,
+        message: &OwnedMessage,
+        poison: &Fault,
+        refusal: &str,
+    ) -> Result<(), KafkaError> {
+        self.send_letter(message, poison, Some(refusal)).await
+    }
+
+    async fn send_letter(
+        &self,
+        message: &OwnedMessage,
+        poison: &Fault,
+        refusal: Option<&str>,
+    ) -> Result<(), KafkaError> {
         let mut headers = OwnedHeaders::new();
         let mut header_bytes = 0;
-        if let Some(original) = message.headers() {
+        if let (Some(original), None) = (message.headers(), refusal) {
             for h in original.iter() {
                 header_bytes += fit::header_bytes(h.key, h.value);
                 headers = headers.insert(Header {
@@ -154,6 +182,16 @@ impl DeadLetters {
                 (HEADER_ERROR_SIZE, size.as_str()),
             ]);
         }
+        if let Some(refusal) = refusal {
+            ours.extend([
+                (HEADER_VALUE_DROPPED, "true"),
+                (HEADER_REFUSED, cut_reason(refusal).0),
+            ]);
+            let key = format!("{}/{partition}@{offset}", message.topic());
+            return self
+                .deliver(self.record(headers, ours).key(key.as_bytes()))
+                .await;
+        }
         header_bytes += ours
             .iter()
             .map(|(k, v)| fit::header_bytes(k, Some(v.as_bytes())))
@@ -176,14 +214,7 @@ impl DeadLetters {
                 (HEADER_VALUE_SIZE, size.as_str()),
             ]);
         }
-        for (key, value) in ours {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&self.topic).headers(headers);
+        let mut record = self.record(headers, ours);
         if let Some(key) = message.key() {
             record = record.key(key);
         }
@@ -193,6 +224,24 @@ impl DeadLetters {
         if let Some(ts) = message.timestamp().to_millis() {
             record = record.timestamp(ts);
         }
+        self.deliver(record).await
+    }
+
+    fn record<'a>(
+        &'a self,
+        mut headers: OwnedHeaders,
+        ours: Vec<(&'a str, &'a str)>,
+    ) -> FutureRecord<'a, [u8], [u8]> {
+        for (key, value) in ours {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        FutureRecord::to(&self.topic).headers(headers)
+    }
+
+    async fn deliver(&self, record: FutureRecord<'_, [u8], [u8]>) -> Result<(), KafkaError> {
         self.producer
             .send(record, Duration::from_secs(30))
             .await

@@ -45,7 +45,7 @@ pub struct Metrics {
     written: Counter,
     /// Requests that wrote rows: one per row written alone, one per batch.
     write_requests: Counter,
-    /// Poison records the DLQ refused for good: skipped, neither rows nor dead letters.
+    /// Poison records whose dead letter the DLQ refused for good: at most a marker was parked.
     dead_letters_refused: Counter,
     /// The sums of the labelled families below, for the progress lines and the summary.
     dead_lettered: AtomicU64,
@@ -148,7 +148,7 @@ impl Metrics {
         );
         r.register(
             "consumer_dead_letters_refused",
-            "Poison records the dead-letter topic refused for good (too large, invalid): skipped, their offsets committed",
+            "Poison records whose dead letter the dead-letter topic refused for good (too large, invalid): a marker without their bytes went instead (counted as dead-lettered) unless it was refused too; their offsets committed",
             self.dead_letters_refused.clone(),
         );
         r.register(
@@ -270,23 +270,30 @@ impl Metrics {
         );
     }
 
-    /// A poison record that the DLQ refused for good (`refusal` says why and what to change):
-    /// its offset moves on without it, so it is an error that names where it still is.
+    /// A poison record whose dead letter the DLQ refused for good (`refusal` says why and what
+    /// to change), `marked` when a marker took its place: its offset moves on without its
+    /// bytes, so it is an error that names where it still is.
     pub fn dead_letter_refused(
         &self,
         (topic, partition, offset): (&str, i32, i64),
         poison: &Fault,
         refusal: &str,
+        marked: bool,
     ) {
         self.dead_letters_refused.inc();
         let (reason, _) = crate::dlq::cut_reason(&poison.message);
+        let marker = if marked {
+            "A marker without its bytes (dlq.value.dropped) is in the dead-letter topic instead"
+        } else {
+            "Its marker (no bytes, only where it is and why) was refused too"
+        };
         tracing::error!(
             topic,
             partition,
             offset,
             kind = poison.kind,
             "record {topic}/{partition}@{offset} skipped: it is poison ({reason}) and {refusal}. \
-             It is still in {topic} at that offset until retention removes it"
+             {marker}. It is still in {topic} at that offset until retention removes it"
         );
     }
 

@@ -77,6 +77,7 @@ fn labelled_counters_start_at_zero_and_sum_back() {
         ("users", 1, 9),
         &Fault::poison("framing", "x".repeat(100_000)),
         "the dead-letter topic refused it",
+        false,
     );
     let text = m.render();
     assert!(text.contains("\nconsumer_dead_letters_refused_total 1\n"));

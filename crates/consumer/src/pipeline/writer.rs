@@ -211,8 +211,9 @@ impl Writer {
     }
 
     /// Parks a poison record in the dead-letter topic, retrying transient failures. A
-    /// dead letter the DLQ refuses for good is reported and skipped: retried, it would hold
-    /// its partition's offset for ever.
+    /// dead letter the DLQ refuses for good is reported and replaced by a marker (where the
+    /// record is and why, without its bytes); one refused too is reported and skipped:
+    /// retried, either would hold its partition's offset for ever.
     async fn dead_letter(
         &self,
         slot: Slot,
@@ -220,19 +221,29 @@ impl Writer {
         poison: &Fault,
     ) -> Result<(), GaveUp> {
         let mut backoff = self.backoff.clone();
+        let at = (message.topic(), message.partition(), message.offset());
+        let mut refused: Option<String> = None;
         loop {
-            match self.dlq.send(message, poison).await {
+            let sent = match &refused {
+                None => self.dlq.send(message, poison).await,
+                Some(refusal) => self.dlq.send_marker(message, poison, refusal).await,
+            };
+            match sent {
                 Ok(()) => {
+                    if let Some(refusal) = &refused {
+                        self.metrics.dead_letter_refused(at, poison, refusal, true);
+                    }
                     self.metrics
                         .dead_lettered(poison, message.partition(), message.offset());
                     return Ok(());
                 }
-                Err(e) if common::fault::kafka::record_refused(&e) => {
-                    let at = (message.topic(), message.partition(), message.offset());
-                    self.metrics
-                        .dead_letter_refused(at, poison, &self.dlq.refusal(&e));
-                    return Ok(());
-                }
+                Err(e) if common::fault::kafka::record_refused(&e) => match &refused {
+                    None => refused = Some(self.dlq.refusal(&e)),
+                    Some(refusal) => {
+                        self.metrics.dead_letter_refused(at, poison, refusal, false);
+                        return Ok(());
+                    }
+                },
                 Err(e) => {
                     let class = common::fault::kafka::error_class(&e);
                     let fault = Fault::new(
