@@ -270,8 +270,19 @@ fn dead_letters(
         if from_run {
             found.count += 1;
             found.first.get_or_insert_with(|| {
+                // A marker holds no bytes to replay: the record is only in its own topic.
+                let marker = match header(dlq::HEADER_VALUE_DROPPED) {
+                    Some(_) => format!(
+                        " (a marker: the dead-letter topic refused the record itself, which is \
+                         only in {} at partition {}, offset {})",
+                        landed.topic,
+                        header(dlq::HEADER_PARTITION).unwrap_or_default(),
+                        header(dlq::HEADER_OFFSET).unwrap_or_default()
+                    ),
+                    None => String::new(),
+                };
                 format!(
-                    "{}: {}",
+                    "{}: {}{marker}",
                     header(dlq::HEADER_KIND).unwrap_or_default(),
                     header(dlq::HEADER_ERROR).unwrap_or_default()
                 )
