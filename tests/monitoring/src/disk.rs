@@ -4,7 +4,7 @@
 //! exporter is wrong). A true one is the machine's state, not the pipeline's; a false one still
 //! fails the test.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,6 +22,8 @@ const EVERY: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct DiskWatch {
     lowest: Arc<Mutex<HashMap<String, f64>>>,
+    /// (alert, mountpoint) already reported as true, so a polling caller says it once.
+    said: Mutex<HashSet<(String, String)>>,
     thresholds: HashMap<&'static str, f64>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -54,13 +56,14 @@ impl DiskWatch {
         });
         DiskWatch {
             lowest,
+            said: Mutex::new(HashSet::new()),
             thresholds,
             task,
         }
     }
 
     /// Whether an alert (its labels) is a disk alert that `df` confirms: its mountpoint was
-    /// under the rule's threshold at some sample. Says so when it is.
+    /// under the rule's threshold at some sample. Says so, once per alert and mountpoint.
     pub fn confirms(&self, labels: &Value) -> bool {
         let name = labels["alertname"].as_str().unwrap_or_default();
         let Some(&threshold) = self.thresholds.get(name) else {
@@ -75,6 +78,14 @@ impl DiskWatch {
             .copied();
         match lowest {
             Some(share) if share < threshold => {
+                let first = self
+                    .said
+                    .lock()
+                    .expect("said")
+                    .insert((name.to_string(), mount.to_string()));
+                if !first {
+                    return true;
+                }
                 println!(
                     "{name} on {mount} is true of this machine (df saw {:.1} % free, the rule's \
                      threshold is {:.0} %): the machine's disk, not the pipeline",
