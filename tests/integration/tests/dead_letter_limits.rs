@@ -106,38 +106,16 @@ async fn a_dead_letter_the_dlq_refuses_for_good_leaves_a_marker_and_its_partitio
     let s = Services::from_env();
     let lane = Lane::new("refused");
     create_topic(&s, &lane.topic, 1).await;
-    lane.publish(&s, 20).await;
     // A key cannot be cut: alone it is over the dead-letter producer's 1 000 000 bytes.
     let key = vec![b'k'; BIG];
-    produce_raw_with(
-        &s,
-        &lane.topic,
-        &[(&key, b"not avro")],
-        &[("message.max.bytes", "2000000")],
-    );
-    lane.publish(&s, 20).await;
-    let end = record_count(&s, &lane.topic);
-
-    let out = lane.consume(&s, &[]).await;
-    assert_eq!(
-        (
-            out.summary("written"),
-            out.summary("dead_lettered"),
-            out.summary("dead_letters_refused")
-        ),
-        (40, 1, 1),
-        "{out}"
-    );
-    let said = refusal_line(&out);
-    for part in [
-        format!("record {}/0@20", lane.topic),
-        "MessageSizeTooLarge".into(),
-        "not Confluent wire format".into(),
-        "max.message.bytes".into(),
-        "A marker without its bytes".into(),
-    ] {
-        assert!(said.contains(&part), "{part} in {said}");
-    }
+    let poison = (&key[..], &b"not avro"[..]);
+    let end = poison_between_users(&s, &lane, poison, &[("message.max.bytes", "2000000")]).await;
+    let parts = [
+        "MessageSizeTooLarge",
+        "max.message.bytes",
+        "A marker without its bytes",
+    ];
+    moved_on(&s, &lane, end, (40, 1, 1), &parts).await;
     // The marker: where the record is and why, none of its bytes.
     let dead = read_topic(&s, &lane.dlq, 1, Duration::from_secs(20));
     assert_eq!(dead.len(), 1);
@@ -151,11 +129,6 @@ async fn a_dead_letter_the_dlq_refuses_for_good_leaves_a_marker_and_its_partitio
     assert_eq!(header(marker, "dlq.source.offset"), "20");
     assert!(header(marker, "dlq.error").contains("not Confluent wire format"));
     assert!(header(marker, "dlq.refused").contains("MessageSizeTooLarge"));
-    assert_eq!(
-        committed(&s, &lane.group, &lane.topic),
-        end,
-        "its offset moved on"
-    );
 }
 
 #[tokio::test]
@@ -166,44 +139,56 @@ async fn a_dead_letter_whose_marker_is_refused_too_is_reported_and_its_partition
     // A dead-letter topic that takes no record this consumer can write: not even a marker
     // (its headers alone are several hundred bytes).
     create_topic_with(&s, &lane.dlq, 1, &[("max.message.bytes", "200")]).await;
-    lane.publish(&s, 20).await;
-    produce_raw_with(&s, &lane.topic, &[(b"small", b"not avro")], &[]);
-    lane.publish(&s, 20).await;
-    let end = record_count(&s, &lane.topic);
+    let end = poison_between_users(&s, &lane, (b"small", b"not avro"), &[]).await;
+    moved_on(&s, &lane, end, (40, 0, 1), &["was refused too"]).await;
+    assert_eq!(record_count(&s, &lane.dlq), 0);
+}
 
-    let out = lane.consume(&s, &[]).await;
+/// 20 users, one record that is not Avro at offset 20, 20 more, on `lane`'s one partition
+/// (`settings` for the producer that writes the poison). Returns the topic's end offset.
+async fn poison_between_users(
+    s: &Services,
+    lane: &Lane,
+    poison: (&[u8], &[u8]),
+    settings: &[(&str, &str)],
+) -> i64 {
+    lane.publish(s, 20).await;
+    produce_raw_with(s, &lane.topic, &[poison], settings);
+    lane.publish(s, 20).await;
+    record_count(s, &lane.topic)
+}
+
+/// Runs the consumer over `lane` until idle: its summary counts (written, dead-lettered, dead
+/// letters refused) are `counts`, one error line names the poison record with its reason and
+/// `parts`, and the group's committed offset reached `end`.
+async fn moved_on(s: &Services, lane: &Lane, end: i64, counts: (u64, u64, u64), parts: &[&str]) {
+    let out = lane.consume(s, &[]).await;
     assert_eq!(
         (
             out.summary("written"),
             out.summary("dead_lettered"),
             out.summary("dead_letters_refused")
         ),
-        (40, 0, 1),
+        counts,
         "{out}"
     );
-    let said = refusal_line(&out);
-    for part in [
-        format!("record {}/0@20", lane.topic),
-        "not Confluent wire format".into(),
-        "was refused too".into(),
-    ] {
-        assert!(said.contains(&part), "{part} in {said}");
-    }
-    assert_eq!(record_count(&s, &lane.dlq), 0);
-    assert_eq!(
-        committed(&s, &lane.group, &lane.topic),
-        end,
-        "its offset moved on"
-    );
-}
-
-/// The consumer's one line about a dead letter the DLQ refused (logs go to stderr).
-fn refusal_line(out: &bins::Output) -> String {
+    // Logs go to stderr.
     let said = out
         .stderr
         .lines()
         .find(|l| l.contains("skipped: it is poison"))
         .unwrap_or_else(|| panic!("no line reports the refused dead letter: {out}"));
     eprintln!("{said}");
-    said.to_string()
+    let at = format!("record {}/0@20", lane.topic);
+    for part in [at.as_str(), "not Confluent wire format"]
+        .iter()
+        .chain(parts)
+    {
+        assert!(said.contains(part), "{part} in {said}");
+    }
+    assert_eq!(
+        committed(s, &lane.group, &lane.topic),
+        end,
+        "its offset moved on"
+    );
 }
