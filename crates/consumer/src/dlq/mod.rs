@@ -128,32 +128,9 @@ impl DeadLetters {
     /// Publishes `message` to the DLQ, cut to fit, and waits for the broker's
     /// acknowledgement.
     pub async fn send(&self, message: &OwnedMessage, poison: &Fault) -> Result<(), KafkaError> {
-        self.send_letter(message, poison, None).await
-    }
-
-    /// What is left to send when the DLQ refused `message`'s dead letter for good (`refusal`,
-    /// from [`refusal`](Self::refusal)): a marker with neither its value, its key nor its headers
-    /// (any of which may be what was refused), keyed by where the record is (so that a compacted
-    /// DLQ takes it) and stamped now (so that a timestamp rule does). `consumer await-run` and
-    /// anyone reading the DLQ then still see that the record was poison, why, and where it is.
-    pub async fn send_marker(
-        &self,
-        message: &OwnedMessage,
-        poison: &Fault,
-        refusal: &str,
-    ) -> Result<(), KafkaError> {
-        self.send_letter(message, poison, Some(refusal)).await
-    }
-
-    async fn send_letter(
-        &self,
-        message: &OwnedMessage,
-        poison: &Fault,
-        refusal: Option<&str>,
-    ) -> Result<(), KafkaError> {
         let mut headers = OwnedHeaders::new();
         let mut header_bytes = 0;
-        if let (Some(original), None) = (message.headers(), refusal) {
+        if let Some(original) = message.headers() {
             for h in original.iter() {
                 header_bytes += fit::header_bytes(h.key, h.value);
                 headers = headers.insert(Header {
@@ -162,36 +139,8 @@ impl DeadLetters {
                 });
             }
         }
-        let partition = message.partition().to_string();
-        let offset = message.offset().to_string();
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let (reason, reason_size) = cut_reason(&poison.message);
-        let reason_size = reason_size.map(|n| n.to_string());
-        let mut ours = vec![
-            (HEADER_ERROR, reason),
-            (HEADER_KIND, poison.kind),
-            (HEADER_CLASS, poison.class.as_str()),
-            (HEADER_TIME, now.as_str()),
-            (HEADER_TOPIC, message.topic()),
-            (HEADER_PARTITION, partition.as_str()),
-            (HEADER_OFFSET, offset.as_str()),
-        ];
-        if let Some(size) = &reason_size {
-            ours.extend([
-                (HEADER_ERROR_TRUNCATED, "true"),
-                (HEADER_ERROR_SIZE, size.as_str()),
-            ]);
-        }
-        if let Some(refusal) = refusal {
-            ours.extend([
-                (HEADER_VALUE_DROPPED, "true"),
-                (HEADER_REFUSED, cut_reason(refusal).0),
-            ]);
-            let key = format!("{}/{partition}@{offset}", message.topic());
-            return self
-                .deliver(self.record(headers, ours).key(key.as_bytes()))
-                .await;
-        }
+        let provenance = Provenance::of(message, poison);
+        let mut ours = provenance.headers();
         header_bytes += ours
             .iter()
             .map(|(k, v)| fit::header_bytes(k, Some(v.as_bytes())))
@@ -227,6 +176,33 @@ impl DeadLetters {
         self.deliver(record).await
     }
 
+    /// What is left to send when the DLQ refused `message`'s dead letter for good (`refusal`,
+    /// from [`refusal`](Self::refusal)): a marker with neither its value, its key nor its headers
+    /// (any of which may be what was refused), keyed by where the record is (so that a compacted
+    /// DLQ takes it) and stamped now (so that a timestamp rule does). `consumer await-run` and
+    /// anyone reading the DLQ then still see that the record was poison, why, and where it is.
+    pub async fn send_marker(
+        &self,
+        message: &OwnedMessage,
+        poison: &Fault,
+        refusal: &str,
+    ) -> Result<(), KafkaError> {
+        let provenance = Provenance::of(message, poison);
+        let mut ours = provenance.headers();
+        ours.extend([
+            (HEADER_VALUE_DROPPED, "true"),
+            (HEADER_REFUSED, cut_reason(refusal).0),
+        ]);
+        let key = format!(
+            "{}/{}@{}",
+            message.topic(),
+            provenance.partition,
+            provenance.offset
+        );
+        let record = self.record(OwnedHeaders::new(), ours).key(key.as_bytes());
+        self.deliver(record).await
+    }
+
     fn record<'a>(
         &'a self,
         mut headers: OwnedHeaders,
@@ -247,5 +223,51 @@ impl DeadLetters {
             .await
             .map(|_| ())
             .map_err(|(e, _)| e)
+    }
+}
+
+/// What every dead letter says of its record, marker or not: why it is poison (the reason cut
+/// to 4 KiB), where it was and when it was dead-lettered. Owns the texts the headers borrow.
+struct Provenance<'a> {
+    message: &'a OwnedMessage,
+    poison: &'a Fault,
+    reason: &'a str,
+    reason_size: Option<String>,
+    partition: String,
+    offset: String,
+    now: String,
+}
+
+impl<'a> Provenance<'a> {
+    fn of(message: &'a OwnedMessage, poison: &'a Fault) -> Self {
+        let (reason, reason_size) = cut_reason(&poison.message);
+        Provenance {
+            message,
+            poison,
+            reason,
+            reason_size: reason_size.map(|n| n.to_string()),
+            partition: message.partition().to_string(),
+            offset: message.offset().to_string(),
+            now: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        }
+    }
+
+    fn headers(&self) -> Vec<(&str, &str)> {
+        let mut ours = vec![
+            (HEADER_ERROR, self.reason),
+            (HEADER_KIND, self.poison.kind),
+            (HEADER_CLASS, self.poison.class.as_str()),
+            (HEADER_TIME, self.now.as_str()),
+            (HEADER_TOPIC, self.message.topic()),
+            (HEADER_PARTITION, self.partition.as_str()),
+            (HEADER_OFFSET, self.offset.as_str()),
+        ];
+        if let Some(size) = &self.reason_size {
+            ours.extend([
+                (HEADER_ERROR_TRUNCATED, "true"),
+                (HEADER_ERROR_SIZE, size.as_str()),
+            ]);
+        }
+        ours
     }
 }
